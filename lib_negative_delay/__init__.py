@@ -1,0 +1,16 @@
+"""Negative Prompt Delay: apply the negative prompt only from a chosen sampling step.
+
+The package is split in two halves:
+
+- a host-agnostic core (``schedule``, ``conditioning``, ``settings``) that knows nothing of the WebUI;
+- ``lib_negative_delay.webui``, the thin adapter that wires the core into AUTOMATIC1111's WebUI.
+
+``lib_negative_delay.toy`` holds the small bundled diffusion model used by the demo and the benchmark.
+"""
+
+TITLE = "Negative Prompt Delay"
+INFOTEXT_KEY = "Negative delay"
+XYZ_PREFIX = "[Negative Delay]"
+MAX_DELAY = 150  # the WebUI's own maximum number of sampling steps
+
+__all__ = ["TITLE", "INFOTEXT_KEY", "XYZ_PREFIX", "MAX_DELAY"]

@@ -1,0 +1,131 @@
+"""User-facing values (enable flag, delay) and their validation. No WebUI imports.
+
+Values reach the extension from the UI, the HTTP API, pasted infotext and X/Y/Z plot axes; all of
+them go through ``parse_delay``/``parse_enabled`` so that bad input degrades the same way
+everywhere: a clear message, logged once, and a documented fallback instead of an exception.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from lib_negative_delay import MAX_DELAY
+
+log = logging.getLogger("negative_prompt_delay")
+if not log.handlers:
+    _handler = logging.StreamHandler()
+    _handler.setFormatter(logging.Formatter("[Negative Prompt Delay] %(message)s"))
+    log.addHandler(_handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+class OnceLog:
+    """Logs each distinct message once (per owner: a generation, or the process)."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def warning(self, message: str) -> None:
+        self._emit(logging.WARNING, message)
+
+    def info(self, message: str) -> None:
+        self._emit(logging.INFO, message)
+
+    def error(self, message: str, exc_info: bool = False) -> None:
+        self._emit(logging.ERROR, message, exc_info)
+
+    def _emit(self, level: int, message: str, exc_info: bool = False) -> None:
+        if message in self.seen:
+            return
+        if len(self.seen) > 256:  # a process-wide instance must not grow without bound
+            self.seen.clear()
+        self.seen.add(message)
+        log.log(level, message, exc_info=exc_info)
+
+
+process_log = OnceLog()
+
+
+def parse_delay(value: object, source: str, warn: OnceLog | None = None) -> int | None:
+    """Turn a delay from any source into an int in ``0..MAX_DELAY``.
+
+    Returns None (with one warning) for values that are not a number; negative values clamp to 0 and
+    values above ``MAX_DELAY`` to ``MAX_DELAY``, also with one warning.  Floats are truncated toward 0
+    only when they are whole ("5.0"); "5.5" is rejected.
+    """
+    warn = warn or process_log
+    if isinstance(value, bool):
+        warn.warning(f"{source}: delay {value!r} is not a number of steps; ignored")
+        return None
+    number: float
+    try:
+        number = float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
+    except (TypeError, ValueError):
+        warn.warning(f"{source}: delay {value!r} is not a number of steps; ignored")
+        return None
+    if number != number or number in (float("inf"), float("-inf")) or number != int(number):
+        warn.warning(f"{source}: delay {value!r} is not a whole number of steps; ignored")
+        return None
+    delay = int(number)
+    if delay < 0:
+        warn.warning(f"{source}: delay {delay} is negative; using 0")
+        return 0
+    if delay > MAX_DELAY:
+        warn.warning(f"{source}: delay {delay} is above {MAX_DELAY}; using {MAX_DELAY}")
+        return MAX_DELAY
+    return delay
+
+
+_TRUE = {"true", "1", "yes", "on", "enabled"}
+_FALSE = {"false", "0", "no", "off", "disabled", ""}
+
+
+def parse_enabled(value: object, source: str, warn: OnceLog | None = None) -> bool | None:
+    """Bool from a checkbox, JSON bool, or text such as "True"/"false"; None (warned) when unreadable."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    (warn or process_log).warning(f"{source}: enabled flag {value!r} is not true/false; ignored")
+    return None
+
+
+@dataclass(frozen=True)
+class DelaySettings:
+    """What the user asked for in one generation."""
+
+    enabled: bool = False
+    delay: int = 0
+
+    @property
+    def active(self) -> bool:
+        """Enabled with a delay that changes anything (delay 0 is identical to disabled)."""
+        return self.enabled and self.delay > 0
+
+
+@dataclass
+class GenerationState:
+    """Per-generation state, stored on the WebUI's processing object; dropped with it."""
+
+    settings: DelaySettings
+    log: OnceLog = field(default_factory=OnceLog)
+    failed: bool = False
+    # per-pass values, reset before every sampling pass
+    pass_index: int = -1
+    pass_label: str = ""
+    negative_start: int = 0
+    pass_steps: int = 0
+    empty: object = None  # the encoded empty prompt for this pass (one row), or None
+    empty_key: object = None
+    follow_callback: bool = False  # fell back to the WebUI's step counter in this pass
+    geometries: dict = field(default_factory=dict)  # PassGeometry per pass kind ("first", "hires")
+    pattern: object = None  # EvalPattern of the sampler that owns the current denoiser
+    pattern_owner: object = None  # that denoiser
+    swapped_evaluations: int = 0  # how many denoiser evaluations got the empty conditioning (all passes)

@@ -1,0 +1,286 @@
+"""`ToyLDM`: the toy text-to-image model behind a LatentDiffusion-like interface (what the WebUI stand-in calls).
+
+The "latent" is the RGB image itself in [-1, 1] (3x32x32), so first-stage encode/decode are identities.
+Noise schedule: SD's discrete scaled-linear VP schedule, 1000 steps, eps-parameterisation.
+
+Usage::
+
+    model = ToyLDM.load()                                   # shipped weights, eval mode, CPU
+    cond = model.get_learned_conditioning(["red circle on blue background"])   # [1, 16, 64]
+    eps = model.apply_model(x_noisy, t, {"c_crossattn": [cond]})
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import world
+from .text import TextEncoder, Tokenizer
+from .unet import UNet
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "toy_shapes.safetensors"
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "context_length": 16,
+    "text_dim": 64,
+    "text_layers": 2,
+    "text_heads": 4,
+    "unet_c1": 64,
+    "unet_c2": 128,
+    "unet_heads": 4,
+    "vocabulary": world.vocabulary(),
+    "world": {"hat_prob": world.DEFAULT_HAT_PROB, "mention_prob": world.DEFAULT_MENTION_PROB},
+}
+
+
+def sd_alphas_cumprod(
+    num_timesteps: int = 1000, linear_start: float = 0.00085, linear_end: float = 0.012
+) -> torch.Tensor:
+    """SD's "scaled linear" schedule: betas = linspace(sqrt(start), sqrt(end), T)**2; returns cumprod(1-betas)."""
+    betas = torch.linspace(linear_start**0.5, linear_end**0.5, num_timesteps, dtype=torch.float64) ** 2
+    return torch.cumprod(1.0 - betas, dim=0).float()
+
+
+@dataclass
+class CheckpointInfo:
+    """Minimal stand-in for the WebUI's CheckpointInfo."""
+
+    title: str = "toy-shapes"
+    short_title: str = "toy-shapes"
+    name: str = "toy-shapes"
+    filename: str = ""
+    hash: str = ""
+    shorthash: str = ""
+
+
+class TextConditioner(nn.Module):
+    """Tokenizer + text encoder; callable on a list of prompts (like SD's `cond_stage_model`)."""
+
+    def __init__(self, vocabulary: list[str], context_length: int, dim: int, layers: int, heads: int) -> None:
+        super().__init__()
+        self.tokenizer = Tokenizer(vocabulary, context_length)
+        self.encoder = TextEncoder(self.tokenizer.vocab_size, context_length, dim, layers, heads)
+
+    def forward(self, texts: list[str]) -> torch.Tensor:
+        """Encode prompts to [B, L, D]."""
+        tokens = self.tokenizer.encode([str(t) for t in texts]).to(self.encoder.position_embedding.device)
+        return self.encoder(tokens)
+
+
+class DiffusionWrapper(nn.Module):
+    """Mirror of ldm's DiffusionWrapper: holds the UNet as `diffusion_model`, `conditioning_key == "crossattn"`."""
+
+    conditioning_key = "crossattn"
+
+    def __init__(self, unet: UNet) -> None:
+        super().__init__()
+        self.diffusion_model = unet
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        c_crossattn: list[torch.Tensor] | None = None,
+        c_concat: list[torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """Predict eps; `c_concat` is ignored."""
+        assert c_crossattn is not None
+        return self.diffusion_model(x, t, torch.cat(list(c_crossattn), dim=1))
+
+
+class ToyLDM(nn.Module):
+    """Tiny pixel-space text-to-image diffusion model with a LatentDiffusion-like interface."""
+
+    parameterization = "eps"
+    cond_stage_key = "txt"
+    is_sdxl = False
+    is_sd1 = True
+    is_sd2 = False
+    is_sd3 = False
+    latent_channels = 3
+    num_timesteps = 1000
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        cfg = dict(DEFAULT_CONFIG)
+        cfg.update(config or {})
+        self.config = cfg
+        self.cond_stage_model = TextConditioner(
+            cfg["vocabulary"], cfg["context_length"], cfg["text_dim"], cfg["text_layers"], cfg["text_heads"]
+        )
+        unet = UNet(3, cfg["unet_c1"], cfg["unet_c2"], cfg["text_dim"], cfg["unet_heads"])
+        self.model = DiffusionWrapper(unet)
+        self.register_buffer("alphas_cumprod", sd_alphas_cumprod(self.num_timesteps))
+        self.sd_checkpoint_info = CheckpointInfo()
+        self.sd_model_hash = ""
+        self.sd_model_checkpoint = ""
+        self._empty_cache: torch.Tensor | None = None
+
+    # ---- construction -------------------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, device: str | torch.device = "cpu") -> ToyLDM:
+        """Load config json + safetensors from `path` (a directory or the .safetensors file; default: shipped)."""
+        from safetensors.torch import load_file
+
+        p = Path(path) if path is not None else WEIGHTS_DIR
+        weights = p if p.suffix == ".safetensors" else p / WEIGHTS_NAME
+        config = json.loads((weights.parent / CONFIG_NAME).read_text())
+        model = cls(config)
+        state = {k: v.float() for k, v in load_file(str(weights)).items()}
+        model.load_state_dict(state, strict=False)
+        missing = [k for k in model.state_dict() if k not in state and k != "alphas_cumprod"]
+        if missing:
+            raise RuntimeError(f"weights file {weights} lacks tensors: {missing[:5]}...")
+        digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+        model.sd_model_hash = digest[:10]
+        model.sd_model_checkpoint = str(weights)
+        model.sd_checkpoint_info = CheckpointInfo(filename=str(weights), hash=digest, shorthash=digest[:10])
+        return model.to(device).eval().requires_grad_(False)
+
+    def save(self, directory: str | Path, extra: dict[str, Any] | None = None, fp16: bool = True) -> Path:
+        """Save config json + (fp16) safetensors into `directory`; returns the weights path."""
+        from safetensors.torch import save_file
+
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        cfg = dict(self.config)
+        cfg.update(extra or {})
+        (d / CONFIG_NAME).write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if k != "alphas_cumprod"}
+        if fp16:
+            state = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
+        save_file(state, str(d / WEIGHTS_NAME))
+        return d / WEIGHTS_NAME
+
+    # ---- text ---------------------------------------------------------------------------------------------
+
+    def vocabulary(self) -> list[str]:
+        """Words the model understands (anything else raises ValueError)."""
+        return list(self.cond_stage_model.tokenizer.words)
+
+    def tokenize(self, texts: list[str]) -> torch.Tensor:
+        """Validate and tokenize prompts -> [B, L] long; raises ValueError listing the vocabulary."""
+        return self.cond_stage_model.tokenizer.encode([str(t) for t in texts])
+
+    def validate_prompt(self, text: str) -> None:
+        """Raise ValueError (listing the vocabulary) if `text` has unknown words; "" is allowed."""
+        self.cond_stage_model.tokenizer.split(str(text))
+
+    def get_learned_conditioning(self, batch: list[str]) -> torch.Tensor:
+        """Encode a list of prompts (extra attributes on the list are ignored) -> [B, L, D]."""
+        return self.cond_stage_model([str(t) for t in batch])
+
+    @property
+    def cond_stage_model_empty_prompt(self) -> torch.Tensor:
+        """Encoding of the empty prompt "" as [1, L, D]."""
+        with torch.no_grad():
+            return self.get_learned_conditioning([""])
+
+    # ---- diffusion ----------------------------------------------------------------------------------------
+
+    def apply_model(
+        self, x_noisy: torch.Tensor, t: torch.Tensor, cond: dict | torch.Tensor | list, return_ids: bool = False
+    ) -> torch.Tensor:
+        """Predict eps for x_noisy [B,3,32,32] at timesteps t [B] (0..999, float ok) with cond dict/tensor."""
+        if isinstance(cond, dict):
+            ctx = cond.get("c_crossattn")
+            if not isinstance(ctx, (list, tuple)):
+                ctx = [ctx]
+        elif isinstance(cond, (list, tuple)):
+            ctx = list(cond)
+        else:
+            ctx = [cond]
+        t = torch.as_tensor(t, device=x_noisy.device)
+        if t.ndim == 0:
+            t = t.expand(x_noisy.shape[0])
+        return self.model(x_noisy, t.float(), c_crossattn=list(ctx))
+
+    def forward(self, x_noisy: torch.Tensor, t: torch.Tensor, cond: dict | torch.Tensor) -> torch.Tensor:
+        """Alias for `apply_model`."""
+        return self.apply_model(x_noisy, t, cond)
+
+    def decode_first_stage(self, z: torch.Tensor) -> torch.Tensor:
+        """Identity: the latent is the image in [-1, 1]."""
+        return z
+
+    def encode_first_stage(self, x: torch.Tensor) -> torch.Tensor:
+        """Identity."""
+        return x
+
+    def get_first_stage_encoding(self, z: torch.Tensor) -> torch.Tensor:
+        """Identity."""
+        return z
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the parameters."""
+        return self.alphas_cumprod.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Parameter dtype."""
+        return self.model.diffusion_model.conv_in.weight.dtype
+
+
+def _discrete_sigmas(model: ToyLDM, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """k-diffusion `DiscreteEpsDDPMDenoiser.get_sigmas(steps)`: (sigmas [steps+1] ending in 0, timesteps [steps])."""
+    ac = model.alphas_cumprod.double().cpu()
+    log_sigmas = (((1 - ac) / ac) ** 0.5).log()
+    t = torch.linspace(model.num_timesteps - 1, 0, steps, dtype=torch.float64)
+    low = t.floor().long()
+    high = t.ceil().long()
+    w = t - low
+    log_sigma = (1 - w) * log_sigmas[low] + w * log_sigmas[high]
+    sigmas = torch.cat([log_sigma.exp(), torch.zeros(1, dtype=torch.float64)])
+    return sigmas.float(), t.float()
+
+
+@torch.no_grad()
+def _quick_sample(
+    model: ToyLDM,
+    prompts: list[str],
+    negative_prompts: list[str] | str = "",
+    seeds: list[int] | None = None,
+    steps: int = 20,
+    cfg_scale: float = 7.0,
+    negative_start_step: int = 0,
+) -> torch.Tensor:
+    """Deterministic k-diffusion-style Euler sampler with CFG (test/demo helper; not the WebUI-faithful one).
+
+    Before step `negative_start_step` the unconditional branch uses the empty prompt ""; from then on it uses the
+    negative prompt (the "negative prompt delay"). Returns images [B,3,32,32] in [-1,1].
+    """
+    n = len(prompts)
+    seeds = list(range(n)) if seeds is None else list(seeds)
+    if isinstance(negative_prompts, str):
+        negative_prompts = [negative_prompts] * n
+    dev = model.device
+    noise = torch.stack([torch.randn(3, 32, 32, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
+    cond = model.get_learned_conditioning(prompts)
+    neg = model.get_learned_conditioning(negative_prompts)
+    empty = model.get_learned_conditioning([""] * n)
+    sigmas, ts = _discrete_sigmas(model, steps)
+    x = noise.to(dev) * sigmas[0]
+    for i in range(steps):
+        sigma = float(sigmas[i])
+        unc = neg if i >= negative_start_step else empty
+        c_in = 1.0 / (sigma**2 + 1.0) ** 0.5
+        xin = torch.cat([x, x]) * c_in
+        tt = torch.full((2 * n,), float(ts[i]), device=dev)
+        eps = model.apply_model(xin, tt, {"c_crossattn": [torch.cat([cond, unc])]})
+        e_c, e_u = eps.chunk(2)
+        eps = e_u + cfg_scale * (e_c - e_u)
+        denoised = x - eps * sigma
+        d = (x - denoised) / sigma
+        x = x + d * (float(sigmas[i + 1]) - sigma)
+    return x.clamp(-1, 1)

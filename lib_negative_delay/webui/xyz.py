@@ -1,0 +1,62 @@
+"""X/Y/Z plot axes: ``[Negative Delay] Delay`` and ``[Negative Delay] Enabled``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lib_negative_delay import XYZ_PREFIX
+from lib_negative_delay.settings import parse_delay, parse_enabled, process_log
+from lib_negative_delay.webui.generation import OVERRIDE_DELAY, OVERRIDE_ENABLED
+
+DELAY_LABEL = f"{XYZ_PREFIX} Delay"
+ENABLED_LABEL = f"{XYZ_PREFIX} Enabled"
+
+
+def find_xyz_module() -> Any | None:
+    """The built-in X/Y/Z plot script's module, found through ``scripts.scripts_data``."""
+    from modules import scripts
+
+    for data in scripts.scripts_data:
+        if str(getattr(data, "path", "")).replace("\\", "/").endswith("xyz_grid.py"):
+            return data.module
+    return None
+
+
+def apply_delay(p: Any, value: object, _values: object) -> None:
+    """Axis value → delay override; putting the delay on an axis turns the extension on for the cell."""
+    delay = parse_delay(value, "X/Y/Z axis")
+    if delay is not None:
+        setattr(p, OVERRIDE_DELAY, delay)
+        setattr(p, OVERRIDE_ENABLED, True)
+
+
+def apply_enabled(p: Any, value: object, _values: object) -> None:
+    flag = parse_enabled(value, "X/Y/Z axis")
+    if flag is not None:
+        setattr(p, OVERRIDE_ENABLED, flag)
+
+
+def confirm_delays(_p: Any, values: list) -> None:
+    """Reject bad axis values before any image is generated (the X/Y/Z script shows the message)."""
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise RuntimeError(f"{DELAY_LABEL}: {value!r} is not a step count (0 or more)")
+
+
+def register_axes() -> None:
+    """``on_before_ui`` hook: append the axes once, however often the UI is rebuilt."""
+    try:
+        xyz = find_xyz_module()
+        if xyz is None:
+            process_log.info("X/Y/Z plot script not found; no axes added")
+            return
+        if any(str(getattr(opt, "label", "")).startswith(XYZ_PREFIX) for opt in xyz.axis_options):
+            return
+        xyz.axis_options.extend(
+            [
+                xyz.AxisOption(DELAY_LABEL, int, apply_delay, confirm=confirm_delays),
+                xyz.AxisOption(ENABLED_LABEL, str, apply_enabled, choices=lambda: ["True", "False"]),
+            ]
+        )
+    except Exception as exc:  # a UI hook must never stop the WebUI from starting
+        process_log.error(f"could not add X/Y/Z axes: {exc}")

@@ -1,0 +1,28 @@
+"""Negative Prompt Delay — WebUI entry point. Only wiring: the behaviour lives in ``lib_negative_delay``."""
+
+from modules import scripts
+
+from lib_negative_delay import TITLE
+from lib_negative_delay.webui import generation, infotext, register_callbacks, ui
+
+register_callbacks()
+
+
+class NegativePromptDelayScript(scripts.Script):
+    def title(self) -> str:
+        return TITLE
+
+    def show(self, is_img2img: bool) -> object:
+        return scripts.AlwaysVisible
+
+    def ui(self, is_img2img: bool) -> list:
+        enabled, delay = ui.build(is_img2img)
+        self.infotext_fields = infotext.infotext_fields(enabled, delay)
+        self.paste_field_names = [infotext.INFOTEXT_KEY]
+        return [enabled, delay]
+
+    def process(self, p, enabled=False, delay=0, *args) -> None:  # noqa: ANN001
+        generation.start_generation(p, enabled, delay)
+
+    def process_before_every_sampling(self, p, *args, **kwargs) -> None:  # noqa: ANN001
+        generation.before_sampling(p)

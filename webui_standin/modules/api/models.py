@@ -1,0 +1,87 @@
+"""Stand-in for modules/api/models.py (pydantic v1 models the stand-in uses)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from pydantic import BaseModel, Field
+
+
+class ScriptArg(BaseModel):
+    """mirrors api.models.ScriptArg"""
+
+    label: str = Field(default=None, title="Label", description="Name of the argument in UI")
+    value: Optional[Any] = Field(default=None, title="Value", description="Default value of the argument")  # noqa: UP045
+    minimum: Optional[Any] = Field(default=None, title="Minimum")  # noqa: UP045
+    maximum: Optional[Any] = Field(default=None, title="Maximum")  # noqa: UP045
+    step: Optional[Any] = Field(default=None, title="Step")  # noqa: UP045
+    choices: Optional[list[str]] = Field(default=None, title="Choices")  # noqa: UP045
+
+
+class ScriptInfo(BaseModel):
+    """mirrors api.models.ScriptInfo"""
+
+    name: str = Field(default=None, title="Name")
+    is_alwayson: bool = Field(default=None, title="IsAlwayson")
+    is_img2img: bool = Field(default=None, title="IsImg2img")
+    args: list[ScriptArg] = Field(title="Arguments")
+
+
+class _ProcessingAPIBase(BaseModel):
+    """mirrors the generated StableDiffusion*ProcessingAPI request models (the fields the stand-in needs)."""
+
+    prompt: str = ""
+    negative_prompt: str = ""
+    styles: Optional[list[str]] = None  # noqa: UP045
+    seed: int = -1
+    subseed: int = -1
+    subseed_strength: float = 0
+    sampler_name: Optional[str] = None  # noqa: UP045
+    sampler_index: str = "Euler"
+    scheduler: Optional[str] = None  # noqa: UP045
+    batch_size: int = 1
+    n_iter: int = 1
+    steps: int = 50
+    cfg_scale: float = 7.0
+    width: int = 512
+    height: int = 512
+    eta: Optional[float] = None  # noqa: UP045
+    s_min_uncond: Optional[float] = None  # noqa: UP045
+    override_settings: Optional[dict[str, Any]] = None  # noqa: UP045
+    override_settings_restore_afterwards: bool = True
+    script_name: Optional[str] = None  # noqa: UP045
+    script_args: list = []
+    send_images: bool = True
+    save_images: bool = False
+    alwayson_scripts: dict = {}
+    infotext: Optional[str] = None  # noqa: UP045
+    force_task_id: Optional[str] = None  # noqa: UP045
+
+
+class StableDiffusionTxt2ImgProcessingAPI(_ProcessingAPIBase):
+    """mirrors api.models.StableDiffusionTxt2ImgProcessingAPI"""
+
+    enable_hr: bool = False
+    denoising_strength: Optional[float] = None  # noqa: UP045
+    hr_scale: float = 2.0
+    hr_upscaler: Optional[str] = None  # noqa: UP045
+    hr_second_pass_steps: int = 0
+    hr_resize_x: int = 0
+    hr_resize_y: int = 0
+    hr_sampler_name: Optional[str] = None  # noqa: UP045
+    hr_scheduler: Optional[str] = None  # noqa: UP045
+    hr_prompt: str = ""
+    hr_negative_prompt: str = ""
+
+
+class StableDiffusionImg2ImgProcessingAPI(_ProcessingAPIBase):
+    """mirrors api.models.StableDiffusionImg2ImgProcessingAPI (init_images are tensors/PIL images here)."""
+
+    init_images: Optional[list] = None  # noqa: UP045
+    resize_mode: int = 0
+    denoising_strength: float = 0.75
+    image_cfg_scale: Optional[float] = None  # noqa: UP045
+    include_init_images: bool = False
+
+    class Config:
+        arbitrary_types_allowed = True

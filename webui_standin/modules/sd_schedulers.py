@@ -1,0 +1,46 @@
+"""Stand-in for modules/sd_schedulers.py (v1.10.1 'Schedule type' dropdown)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import k_diffusion
+import torch
+
+
+@dataclasses.dataclass
+class Scheduler:
+    """mirrors modules/sd_schedulers.py Scheduler."""
+
+    name: str
+    label: str
+    function: Any
+    default_rho: float = -1
+    need_inner_model: bool = False
+    aliases: list | None = None
+
+
+def uniform(n, sigma_min, sigma_max, inner_model, device):  # mirrors sd_schedulers.uniform (the discrete schedule)
+    return inner_model.get_sigmas(n).to(device)
+
+
+def sgm_uniform(n, sigma_min, sigma_max, inner_model, device):  # mirrors sd_schedulers.sgm_uniform
+    start = inner_model.sigma_to_t(torch.tensor(sigma_max))
+    end = inner_model.sigma_to_t(torch.tensor(sigma_min))
+    sigs = [inner_model.t_to_sigma(ts) for ts in torch.linspace(start, end, n + 1)[:-1]]
+    sigs += [0.0]
+    return torch.FloatTensor(sigs).to(device)
+
+
+schedulers: list[Scheduler] = [
+    Scheduler("automatic", "Automatic", None),
+    Scheduler("uniform", "Uniform", uniform, need_inner_model=True),
+    Scheduler("karras", "Karras", k_diffusion.sampling.get_sigmas_karras, default_rho=7.0),
+    Scheduler("exponential", "Exponential", k_diffusion.sampling.get_sigmas_exponential),
+    Scheduler("polyexponential", "Polyexponential", k_diffusion.sampling.get_sigmas_polyexponential, default_rho=1.0),
+    Scheduler("sgm_uniform", "SGM Uniform", sgm_uniform, need_inner_model=True, aliases=["SGMUniform"]),
+]
+schedulers_map: dict[str, Scheduler] = {**{x.name: x for x in schedulers}, **{x.label: x for x in schedulers}}
+"""mirrors sd_schedulers.schedulers_map (keys: names and labels)"""
+
