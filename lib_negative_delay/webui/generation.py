@@ -80,6 +80,8 @@ def start_generation(p: Any, enabled: object, delay: object) -> GenerationState 
     settings = settings_from_args(p, enabled, delay)
     if not settings.enabled:
         setattr(p, STATE_ATTR, None)
+        # X/Y/Z cells are shallow copies of one p and share this dict: drop a key an earlier cell wrote
+        p.extra_generation_params.pop(INFOTEXT_KEY, None)
         return None
     p.extra_generation_params[INFOTEXT_KEY] = settings.delay
     state = GenerationState(settings=settings)
