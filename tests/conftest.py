@@ -64,8 +64,9 @@ class Recorder:
         u = params.text_uncond
         copy = {k: v.clone() for k, v in u.items()} if isinstance(u, dict) else u.clone()
         self.evaluations.append(
-            Evaluation(int(params.denoiser.step), int(params.sampling_step), float(params.sigma[0]), copy,
-                       params.text_cond)
+            Evaluation(
+                int(params.denoiser.step), int(params.sampling_step), float(params.sigma[0]), copy, params.text_cond
+            )
         )
 
     def clear(self) -> None:
@@ -106,8 +107,12 @@ def crossattn(c) -> torch.Tensor:
 
 def same(a, b) -> bool:
     if isinstance(a, dict) or isinstance(b, dict):
-        return isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys() and all(
-            a[k].shape == b[k].shape and torch.equal(a[k], b[k]) for k in a)
+        return (
+            isinstance(a, dict)
+            and isinstance(b, dict)
+            and a.keys() == b.keys()
+            and all(a[k].shape == b[k].shape and torch.equal(a[k], b[k]) for k in a)
+        )
     return a.shape == b.shape and torch.equal(a, b)
 
 
@@ -116,4 +121,5 @@ def encode_empty(model, width: int, height: int):
     from modules import prompt_parser
 
     return model.get_learned_conditioning(
-        prompt_parser.SdConditioning([""], is_negative_prompt=True, width=width, height=height))
+        prompt_parser.SdConditioning([""], is_negative_prompt=True, width=width, height=height)
+    )

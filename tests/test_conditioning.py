@@ -46,8 +46,10 @@ def test_odd_token_length_keeps_own_length():
         (torch.randn(1, 77, 8), torch.randn(2, 77, 16)),
         (torch.randn(1, 77, 8), {"crossattn": torch.randn(2, 77, 8), "vector": torch.randn(2, 4)}),
         ({"crossattn": torch.randn(1, 77, 8)}, {"crossattn": torch.randn(2, 77, 8), "vector": torch.randn(2, 4)}),
-        ({"crossattn": torch.randn(1, 77, 8), "vector": torch.randn(1, 3)},
-         {"crossattn": torch.randn(2, 77, 8), "vector": torch.randn(2, 4)}),
+        (
+            {"crossattn": torch.randn(1, 77, 8), "vector": torch.randn(1, 3)},
+            {"crossattn": torch.randn(2, 77, 8), "vector": torch.randn(2, 4)},
+        ),
         (torch.randn(1, 77, 8), [1, 2, 3]),
     ],
 )

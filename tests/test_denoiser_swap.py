@@ -55,7 +55,7 @@ def run_pair(h, rec, model, delay, tab="txt2img", **fields):
 def check_swaps(off_evals, on_evals, steps, start, empty):
     """Evaluations of steps < start got the empty conditioning; the rest got exactly the WebUI's own."""
     assert len(on_evals) == len(off_evals) == len(steps)
-    for off, on, step in zip(off_evals, on_evals, steps):
+    for off, on, step in zip(off_evals, on_evals, steps, strict=False):
         if step < start:
             assert is_empty(on.uncond, empty), (step, start)
             assert not is_empty(off.uncond, empty)
@@ -67,16 +67,28 @@ def check_swaps(off_evals, on_evals, steps, start, empty):
 @pytest.mark.parametrize("delay", [1, 2, 4])
 def test_every_sampler_sd1(sd1, sampler, delay):
     h, model, rec = sd1
-    off, on, *_ = run_pair(h, rec, model, delay, prompt="a cat", negative_prompt="glasses", steps=5,
-                           sampler_name=sampler)
+    off, on, *_ = run_pair(
+        h, rec, model, delay, prompt="a cat", negative_prompt="glasses", steps=5, sampler_name=sampler
+    )
     check_swaps(off, on, STEPS_OF_EVALUATIONS[sampler], delay, encode_empty(model, 64, 64))
 
 
 @pytest.mark.parametrize("sampler", ["Euler", "Heun", "DPM++ SDE", "PLMS"])
 def test_sdxl_dict_batch_3(sdxl, sampler):
     h, model, rec = sdxl
-    off, on, *_ = run_pair(h, rec, model, 2, prompt="a cat", negative_prompt="glasses", steps=5,
-                           sampler_name=sampler, batch_size=3, width=64, height=96)
+    off, on, *_ = run_pair(
+        h,
+        rec,
+        model,
+        2,
+        prompt="a cat",
+        negative_prompt="glasses",
+        steps=5,
+        sampler_name=sampler,
+        batch_size=3,
+        width=64,
+        height=96,
+    )
     empty = encode_empty(model, 64, 96)
     assert torch.count_nonzero(empty["crossattn"]) == 0  # the WebUI's all-empty SDXL negative is zeros
     check_swaps(off, on, STEPS_OF_EVALUATIONS[sampler], 2, empty)
@@ -87,7 +99,8 @@ def test_sd1_batch_3_per_image_negatives_and_unet_inputs(sd1):
     h, model, rec = sd1
     negatives = ["glasses", "hat", "text, watermark"]
     off, on, _, _, off_calls, on_calls = run_pair(
-        h, rec, model, 3, prompt="a cat", negative_prompt=negatives, steps=5, batch_size=3)
+        h, rec, model, 3, prompt="a cat", negative_prompt=negatives, steps=5, batch_size=3
+    )
     empty = encode_empty(model, 64, 64)
     check_swaps(off, on, ONE, 3, empty)
     assert on_calls == off_calls  # no extra UNet evaluation
@@ -104,7 +117,8 @@ def test_long_negative_keeps_token_length_and_call_count(sd1, pad):
     shared.opts.pad_cond_uncond = pad
     long_negative = " ".join(f"word{i}" for i in range(80))  # two CLIP chunks: 154 rows
     off, on, _, _, off_calls, on_calls = run_pair(
-        h, rec, model, 2, prompt="a cat", negative_prompt=long_negative, steps=5, batch_size=2)
+        h, rec, model, 2, prompt="a cat", negative_prompt=long_negative, steps=5, batch_size=2
+    )
     assert crossattn(off[0].uncond).shape[1] == 154
     assert crossattn(on[0].uncond).shape[1] == 154
     check_swaps(off, on, ONE, 2, encode_empty(model, 64, 64))
@@ -113,8 +127,9 @@ def test_long_negative_keeps_token_length_and_call_count(sd1, pad):
 
 def test_and_prompts_and_prompt_editing_in_negative(sd1):
     h, model, rec = sd1
-    off, on, *_ = run_pair(h, rec, model, 2, prompt="a cat AND a dog :0.5", negative_prompt="[glasses:hat:3]",
-                           steps=6, batch_size=2)
+    off, on, *_ = run_pair(
+        h, rec, model, 2, prompt="a cat AND a dog :0.5", negative_prompt="[glasses:hat:3]", steps=6, batch_size=2
+    )
     assert on[0].cond.shape[0] == 4  # cond batch larger than the image batch
     check_swaps(off, on, list(range(6)), 2, encode_empty(model, 64, 64))
     assert not same(off[2].uncond, off[5].uncond)  # the edit from "glasses" to "hat" still happens
@@ -132,17 +147,19 @@ def test_other_uncond_settings(sd1, opt):
         else:
             setattr(shared.opts, key, value)
     off, on, off_res, on_res, off_calls, on_calls = run_pair(
-        h, rec, model, 2, prompt="a cat", negative_prompt="glasses", steps=5, **fields)
+        h, rec, model, 2, prompt="a cat", negative_prompt="glasses", steps=5, **fields
+    )
     check_swaps(off, on, ONE, 2, encode_empty(model, 64, 64))
     assert on_calls == off_calls
 
 
 def test_delay_zero_is_identical_to_disabled(sd1):
     h, model, rec = sd1
-    off, on, off_res, on_res, *_ = run_pair(h, rec, model, 0, prompt="a cat", negative_prompt="glasses", steps=5,
-                                            sampler_name="Heun", batch_size=2)
-    assert all(same(a.uncond, b.uncond) for a, b in zip(off, on))
-    assert all(torch.equal(a, b) for a, b in zip(off_res.images, on_res.images))
+    off, on, off_res, on_res, *_ = run_pair(
+        h, rec, model, 0, prompt="a cat", negative_prompt="glasses", steps=5, sampler_name="Heun", batch_size=2
+    )
+    assert all(same(a.uncond, b.uncond) for a, b in zip(off, on, strict=False))
+    assert all(torch.equal(a, b) for a, b in zip(off_res.images, on_res.images, strict=False))
     assert "Negative delay: 0" in on_res.infotexts[0]
     assert "Negative delay" not in off_res.infotexts[0]
 
@@ -160,8 +177,7 @@ def test_delay_beyond_steps_never_applies_and_warns_once(sd1, ext_log):
     h, model, rec = sd1
     import logging
 
-    off, on, _, on_res, *_ = run_pair(h, rec, model, 9, prompt="a cat", negative_prompt="glasses", steps=5,
-                                      n_iter=2)
+    off, on, _, on_res, *_ = run_pair(h, rec, model, 9, prompt="a cat", negative_prompt="glasses", steps=5, n_iter=2)
     assert all(is_empty(e.uncond, encode_empty(model, 64, 64)) for e in on)
     assert len(on) == 10
     warnings = ext_log.at(logging.WARNING)
@@ -171,8 +187,14 @@ def test_delay_beyond_steps_never_applies_and_warns_once(sd1, ext_log):
 
 def test_one_log_line_per_generation(sd1, ext_log):
     h, model, rec = sd1
-    h.txt2img(prompt="a cat", negative_prompt="glasses", steps=8, batch_size=2, n_iter=2,
-              alwayson_scripts={TITLE: {"args": [True, 3]}})
+    h.txt2img(
+        prompt="a cat",
+        negative_prompt="glasses",
+        steps=8,
+        batch_size=2,
+        n_iter=2,
+        alwayson_scripts={TITLE: {"args": [True, 3]}},
+    )
     assert ext_log.messages == ["negative prompt from step 3 of 8"]
 
 

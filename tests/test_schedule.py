@@ -38,7 +38,7 @@ def test_partial_pass_follows_the_noise_level(requested, strength):
     """A pass cut from a longer schedule switches where its sigma falls to the txt2img delay's sigma."""
     full = int(requested / strength)  # "do exactly the amount of steps" / hires rule
     geometry = PassGeometry.partial(requested, full, requested)
-    pass_sigmas = karras(full)[full - requested:]
+    pass_sigmas = karras(full)[full - requested :]
     txt2img = karras(requested)
     for delay in range(1, requested):
         threshold = txt2img[delay]
@@ -70,12 +70,12 @@ PLMS = [(0, 0), (1, 0), (2, 0), (3, 1), (4, 2), (5, 3)]
 def test_steps_of_evaluations(pattern, trace, steps):
     got = [step_of_evaluation(e, s, pattern) for e, s in trace]
     assert got == steps
-    assert all(consistent_with_counter(k, s) for k, (_, s) in zip(got, trace))
+    assert all(consistent_with_counter(k, s) for k, (_, s) in zip(got, trace, strict=False))
 
 
 def test_wrong_pattern_is_caught_by_the_counter():
     got = [step_of_evaluation(e, s, EvalPattern.ONE_PER_STEP) for e, s in HEUN]
-    assert not all(consistent_with_counter(k, s) for k, (_, s) in zip(got, HEUN))
+    assert not all(consistent_with_counter(k, s) for k, (_, s) in zip(got, HEUN, strict=False))
 
 
 @pytest.mark.parametrize(

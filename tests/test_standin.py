@@ -16,7 +16,7 @@ from modules import errors, infotext_utils, processing, prompt_parser, script_ca
 from webui_standin import harness  # noqa: E402
 from webui_standin.fake_models import FakeSD1Model, FakeSDXLModel  # noqa: E402
 
-EXTENSION_SCRIPT = '''
+EXTENSION_SCRIPT = """
 import gradio as gr
 
 import probe_lib  # importable only while the extension root is on sys.path
@@ -61,7 +61,7 @@ class ProbeScript(scripts.Script):
 
     def postprocess(self, p, processed, enabled, steps, mode):
         SEEN.append(("postprocess", len(processed.images)))
-'''
+"""
 
 
 @pytest.fixture()
@@ -83,7 +83,8 @@ def sd1():
 def record_denoiser():
     rec: list[tuple[int, int, float]] = []
     script_callbacks.on_cfg_denoiser(
-        lambda p: rec.append((p.denoiser.step, p.sampling_step, round(float(p.sigma[0]), 2))))
+        lambda p: rec.append((p.denoiser.step, p.sampling_step, round(float(p.sigma[0]), 2)))
+    )
     return rec
 
 
@@ -164,8 +165,9 @@ def test_extension_loading_script_args_and_hooks(ext_root):
     s = harness.script("probe script")
     assert s.args_from > 1  # built-in Refiner comes first in the args list
 
-    res = harness.txt2img(script_args={"Probe Script": [True, 7]}, enable_hr=True, hr_second_pass_steps=2,
-                          denoising_strength=0.5)
+    res = harness.txt2img(
+        script_args={"Probe Script": [True, 7]}, enable_hr=True, hr_second_pass_steps=2, denoising_strength=0.5
+    )
     assert ("process", True, 7, "a") in seen
     pbes = [x for x in seen if x[0] == "pbes"]
     assert [x[1] for x in pbes] == [False, True] and pbes[1][2][-1] == 2 * pbes[0][2][-1]
@@ -175,29 +177,44 @@ def test_extension_loading_script_args_and_hooks(ext_root):
     assert "Probe steps: 7" in res.infotexts[0] and 'Probe note: "a, b: c"' in res.infotexts[0]
 
     # UI paste: callable and key fields, type conversion from the component's value
-    assert harness.pasted_script_args("a\nSteps: 5, Sampler: Euler, Probe steps: 4", "Probe Script") == \
-        [True, 4.0, "a"]
+    assert harness.pasted_script_args("a\nSteps: 5, Sampler: Euler, Probe steps: 4", "Probe Script") == [True, 4.0, "a"]
 
 
 def test_api_alwayson_mapping_and_script_info(ext_root):
     harness.start(ext_root, FakeSD1Model())
     seen = sys.modules["probe_lib"].SEEN
     api = harness.api()
-    out = api.text2imgapi({"prompt": "a", "steps": 3, "width": 64, "height": 64, "sampler_name": "Euler",
-                           "alwayson_scripts": {"PROBE SCRIPT": {"args": [True]}}})
+    out = api.text2imgapi(
+        {
+            "prompt": "a",
+            "steps": 3,
+            "width": 64,
+            "height": 64,
+            "sampler_name": "Euler",
+            "alwayson_scripts": {"PROBE SCRIPT": {"args": [True]}},
+        }
+    )
     assert ("process", True, 3, "a") in seen  # missing args keep the UI defaults
     assert len(out["images"]) == 1
     with pytest.raises(Exception) as ei:
-        api.text2imgapi({"prompt": "a", "steps": 2, "width": 64, "height": 64,
-                         "alwayson_scripts": {"no such script": {"args": []}}})
+        api.text2imgapi(
+            {"prompt": "a", "steps": 2, "width": 64, "height": 64, "alwayson_scripts": {"no such script": {"args": []}}}
+        )
     assert getattr(ei.value, "status_code", None) == 422
     info = [i for i in api.get_script_info() if i.name == "probe script"]
     assert len(info) == 2 and [a.label for a in info[0].args] == ["Probe", "Probe steps", "Probe mode"]
     assert info[0].args[1].maximum == 20 and info[0].args[2].choices == ["a", "b"]
     # infotext in the request: converted with type(component.value) - the string "False" becomes True
     seen.clear()
-    api.text2imgapi({"prompt": "a", "steps": 2, "width": 64, "height": 64,
-                     "infotext": "a\nSteps: 2, Sampler: Euler, Probe steps: 5, Probe flag: False"})
+    api.text2imgapi(
+        {
+            "prompt": "a",
+            "steps": 2,
+            "width": 64,
+            "height": 64,
+            "infotext": "a\nSteps: 2, Sampler: Euler, Probe steps: 5, Probe flag: False",
+        }
+    )
     assert ("process", True, 5, "a") in seen
 
 
@@ -268,8 +285,16 @@ def test_sdxl_empty_negative_is_zero_and_size_conditioned():
     harness.start(None, model)
     seen = []
     script_callbacks.on_cfg_denoiser(lambda p: seen.append(p.text_uncond))
-    harness.txt2img(prompt="a cat", negative_prompt="", steps=2, width=64, height=64, enable_hr=True,
-                    hr_second_pass_steps=2, denoising_strength=0.5)
+    harness.txt2img(
+        prompt="a cat",
+        negative_prompt="",
+        steps=2,
+        width=64,
+        height=64,
+        enable_hr=True,
+        hr_second_pass_steps=2,
+        denoising_strength=0.5,
+    )
     first, hires = seen[0], seen[-1]
     assert type(first).__name__ == "DictWithShape" and first.shape == first["crossattn"].shape
     assert torch.count_nonzero(first["crossattn"]) == 0
@@ -288,8 +313,9 @@ def test_skip_early_cond_and_ngms(sd1):
 
 def test_xyz_axes(sd1):
     xyz = harness.xyz()
-    assert any(d.path.endswith("xyz_grid.py") and d.module is xyz for d in __import__("modules.scripts").scripts
-               .scripts_data)
+    assert any(
+        d.path.endswith("xyz_grid.py") and d.module is xyz for d in __import__("modules.scripts").scripts.scripts_data
+    )
     xyz.axis_options.append(xyz.AxisOption("Probe value", int, xyz.apply_field("probe_value")))
     run = harness.run_xyz("Probe value", "1-10 [4]", "Steps", "2, 3")
     assert [c.x for c in run.cells if c.iy == 0] == [1, 4, 7, 10]

@@ -35,8 +35,11 @@ def test_callback_registered_once_per_load(sd1):
     from lib_negative_delay.webui import generation
 
     def ours():
-        return [c for c in script_callbacks.callback_map["callbacks_cfg_denoiser"]
-                if c.callback is generation.on_cfg_denoiser]
+        return [
+            c
+            for c in script_callbacks.callback_map["callbacks_cfg_denoiser"]
+            if c.callback is generation.on_cfg_denoiser
+        ]
 
     assert len(ours()) == 1
     h.start(str(ROOT), model)  # a UI reload: callbacks cleared, scripts imported again
@@ -109,13 +112,26 @@ def test_xyz_delay_axis_turns_the_extension_on(sd1, text, expected):
 
 def test_xyz_enabled_axis_and_delay_on_y(sd1):
     h, model, rec = sd1
-    run = h.run_xyz("[Negative Delay] Enabled", "True, False", "[Negative Delay] Delay", "2",
-                    prompt="a cat", negative_prompt="glasses", steps=5)
+    run = h.run_xyz(
+        "[Negative Delay] Enabled",
+        "True, False",
+        "[Negative Delay] Delay",
+        "2",
+        prompt="a cat",
+        negative_prompt="glasses",
+        steps=5,
+    )
     by_x = {c.x: c.processed.infotexts[0] for c in run.cells}
     # the delay axis turns it on, the enabled axis is applied first (X before Y) — so both cells are on
     assert all("Negative delay: 2" in t for t in by_x.values())
-    run = h.run_xyz("[Negative Delay] Enabled", "True, False", prompt="a cat", negative_prompt="glasses", steps=5,
-                    alwayson_scripts={TITLE: {"args": [False, 2]}})
+    run = h.run_xyz(
+        "[Negative Delay] Enabled",
+        "True, False",
+        prompt="a cat",
+        negative_prompt="glasses",
+        steps=5,
+        alwayson_scripts={TITLE: {"args": [False, 2]}},
+    )
     states = {c.x: "Negative delay: 2" in c.processed.infotexts[0] for c in run.cells}
     assert states == {"True": True, "False": False}
 
@@ -143,14 +159,29 @@ def test_missing_xyz_script_is_survived(sd1, ext_log):
 def test_api_txt2img_and_img2img(sd1):
     h, model, rec = sd1
     api = h.api()
-    out = api.text2imgapi({"prompt": "a cat", "negative_prompt": "glasses", "steps": 5,
-                           "alwayson_scripts": {"negative prompt delay": {"args": [True, 2]}}})
+    out = api.text2imgapi(
+        {
+            "prompt": "a cat",
+            "negative_prompt": "glasses",
+            "steps": 5,
+            "alwayson_scripts": {"negative prompt delay": {"args": [True, 2]}},
+        }
+    )
     assert "Negative delay: 2" in out["info"]
     assert sum(is_empty(e.uncond, encode_empty(model, 64, 64)) for e in rec.evaluations) == 2
     rec.clear()
-    out = api.img2imgapi({"prompt": "a cat", "negative_prompt": "glasses", "steps": 10, "denoising_strength": 0.7,
-                          "init_images": [torch.rand(3, 64, 64)], "width": 64, "height": 64,
-                          "alwayson_scripts": {TITLE: {"args": [True, 3]}}})
+    out = api.img2imgapi(
+        {
+            "prompt": "a cat",
+            "negative_prompt": "glasses",
+            "steps": 10,
+            "denoising_strength": 0.7,
+            "init_images": [torch.rand(3, 64, 64)],
+            "width": 64,
+            "height": 64,
+            "alwayson_scripts": {TITLE: {"args": [True, 3]}},
+        }
+    )
     assert "Negative delay: 3" in out["info"]
     # 0.7 of 10 steps runs the last 8 of the 10-step schedule (offset 2): step 3 of txt2img is pass step 1
     assert sum(is_empty(e.uncond, encode_empty(model, 64, 64)) for e in rec.evaluations) == 1
@@ -158,8 +189,9 @@ def test_api_txt2img_and_img2img(sd1):
 
 def test_api_missing_args_keep_ui_defaults(sd1):
     h, *_ = sd1
-    out = h.api().text2imgapi({"prompt": "a cat", "negative_prompt": "glasses", "steps": 5,
-                               "alwayson_scripts": {TITLE: {"args": [True]}}})
+    out = h.api().text2imgapi(
+        {"prompt": "a cat", "negative_prompt": "glasses", "steps": 5, "alwayson_scripts": {TITLE: {"args": [True]}}}
+    )
     assert "Negative delay: 3" in out["info"]
 
 
@@ -172,8 +204,14 @@ def test_api_infotext_field_restores_the_args(sd1):
 
 def test_api_garbage_args_do_not_break_generation(sd1, ext_log):
     h, *_ = sd1
-    out = h.api().text2imgapi({"prompt": "a cat", "negative_prompt": "glasses", "steps": 5,
-                               "alwayson_scripts": {TITLE: {"args": [True, "abc"]}}})
+    out = h.api().text2imgapi(
+        {
+            "prompt": "a cat",
+            "negative_prompt": "glasses",
+            "steps": 5,
+            "alwayson_scripts": {TITLE: {"args": [True, "abc"]}},
+        }
+    )
     assert "Negative delay" not in out["info"]
     assert len(out["images"]) == 1 and any("abc" in m for m in ext_log.messages)
 
@@ -211,8 +249,9 @@ def test_settings_page_options(sd1):
 
 def test_empty_negative_prompt_is_a_logged_no_op(sd1, ext_log):
     h, model, rec = sd1
-    res = h.txt2img(prompt="a cat", negative_prompt="", steps=5, n_iter=2,
-                    alwayson_scripts={TITLE: {"args": [True, 3]}})
+    res = h.txt2img(
+        prompt="a cat", negative_prompt="", steps=5, n_iter=2, alwayson_scripts={TITLE: {"args": [True, 3]}}
+    )
     assert "Negative delay: 3" in res.infotexts[0]
     assert ext_log.messages == ["the negative prompt is empty: nothing to delay"]
 
@@ -223,29 +262,36 @@ def test_unsupported_conditioning_degrades_once(sd1, ext_log, monkeypatch):
 
     empty_cond.clear()
     real = model.get_learned_conditioning
-    monkeypatch.setattr(model, "get_learned_conditioning",
-                        lambda batch: torch.zeros(1, 77, 7) if list(batch) == [""] else real(batch))
+    monkeypatch.setattr(
+        model, "get_learned_conditioning", lambda batch: torch.zeros(1, 77, 7) if list(batch) == [""] else real(batch)
+    )
     kw = dict(prompt="a cat", negative_prompt="glasses", steps=5, batch_size=2)
     res = h.txt2img(**kw, alwayson_scripts={TITLE: {"args": [True, 3]}})
     monkeypatch.undo()
     empty_cond.clear()
     off = h.txt2img(**kw)
-    assert all(torch.equal(a, b) for a, b in zip(res.images, off.images))
+    assert all(torch.equal(a, b) for a, b in zip(res.images, off.images, strict=False))
     errors = ext_log.at(logging.ERROR)
     assert len(errors) == 1 and "unsupported" in errors[0]
 
 
 def test_exception_in_callback_is_logged_once_and_generation_goes_on(sd1, ext_log, monkeypatch):
     h, model, rec = sd1
-    from lib_negative_delay.webui import empty_cond
     from modules import errors
+
+    from lib_negative_delay.webui import empty_cond
 
     def boom(*_a, **_k):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(empty_cond.fitted, "get", boom)
-    res = h.txt2img(prompt="a cat", negative_prompt="glasses", steps=5, sampler_name="Heun",
-                    alwayson_scripts={TITLE: {"args": [True, 3]}})
+    res = h.txt2img(
+        prompt="a cat",
+        negative_prompt="glasses",
+        steps=5,
+        sampler_name="Heun",
+        alwayson_scripts={TITLE: {"args": [True, 3]}},
+    )
     assert len(res.images) == 1
     assert len(ext_log.at(logging.ERROR)) == 1 and "boom" in ext_log.at(logging.ERROR)[0]
     assert not [e for e in errors.recorded if "cfg_denoiser" in e]  # nothing escaped to the WebUI

@@ -183,9 +183,16 @@ class FakeSD1Model:
         digest = hashlib.sha256(f"{name}:{seed}:{dim}".encode()).hexdigest()
         self.sd_model_hash = digest[:10]
         self.sd_checkpoint_info = CheckpointInfo(
-            filename=f"/models/Stable-diffusion/{name}.safetensors", title=f"{name}.safetensors [{digest[:10]}]",
-            short_title=f"{name} [{digest[:10]}]", name=f"{name}.safetensors", name_for_extra=name, model_name=name,
-            hash=digest[:8], shorthash=digest[:10], sha256=digest)
+            filename=f"/models/Stable-diffusion/{name}.safetensors",
+            title=f"{name}.safetensors [{digest[:10]}]",
+            short_title=f"{name} [{digest[:10]}]",
+            name=f"{name}.safetensors",
+            name_for_extra=name,
+            model_name=name,
+            hash=digest[:8],
+            shorthash=digest[:10],
+            sha256=digest,
+        )
         self.sd_model_checkpoint = self.sd_checkpoint_info.filename
         self.calls: list[UNetCall] = []
         self.encode_calls: list[list[str]] = []
@@ -226,8 +233,10 @@ class FakeSD1Model:
             ca = cond["c_crossattn"]
             ca = ca[0] if isinstance(ca, (list, tuple)) else ca
             return ca, None, cond.get("c_concat")
-        raise TypeError(f"{type(self).__name__}.apply_model: unexpected cond {type(cond)} keys "
-                        f"{list(cond.keys()) if isinstance(cond, dict) else None}")
+        raise TypeError(
+            f"{type(self).__name__}.apply_model: unexpected cond {type(cond)} keys "
+            f"{list(cond.keys()) if isinstance(cond, dict) else None}"
+        )
 
     def apply_model(self, x_noisy: torch.Tensor, t: torch.Tensor, cond: Any, return_ids: bool = False):
         """mirrors LatentDiffusion.apply_model(x, t, cond) with cond {"c_crossattn": [tensor], "c_concat": [...]}."""
@@ -240,8 +249,15 @@ class FakeSD1Model:
         if c_concat is not None:
             cc0 = c_concat[0] if isinstance(c_concat, (list, tuple)) else c_concat
             cc = tuple(cc0.shape) if isinstance(cc0, torch.Tensor) else None
-        self.calls.append(UNetCall(tuple(x_noisy.shape), t.detach().clone().float().reshape(-1),
-                                   ca.detach().clone(), None if vector is None else vector.detach().clone(), cc))
+        self.calls.append(
+            UNetCall(
+                tuple(x_noisy.shape),
+                t.detach().clone().float().reshape(-1),
+                ca.detach().clone(),
+                None if vector is None else vector.detach().clone(),
+                cc,
+            )
+        )
         h = torch.tanh(ca.float().mean(dim=1) @ self.w_cond + self._vector_term(vector))  # [B, C]
         tt = (t.float().reshape(-1) / 1000.0)[:, None, None, None]
         b, c, hh, ww = x_noisy.shape
@@ -302,8 +318,7 @@ class FakeSDXLModel(FakeSD1Model):
         self.text_encoder_g = FakeTextEncoder(dim - dim // 3, seed + 12, pad_with_eos=False)
         g = torch.Generator().manual_seed(seed + 13)
         self.w_pool = torch.randn(dim - dim // 3, pooled_dim, generator=g) / math.sqrt(dim)
-        self.w_vec = torch.randn(self.vector_dim, self.latent_channels, generator=g) * 0.5 / math.sqrt(
-            self.vector_dim)
+        self.w_vec = torch.randn(self.vector_dim, self.latent_channels, generator=g) * 0.5 / math.sqrt(self.vector_dim)
 
     @property
     def vector_dim(self) -> int:
@@ -334,21 +349,23 @@ class FakeSDXLModel(FakeSD1Model):
         if force_zero_negative_prompt:
             crossattn = torch.zeros_like(crossattn)
             pooled = torch.zeros_like(pooled)
-        sizes = self._size_embedding([height, width, shared.opts.sdxl_crop_top, shared.opts.sdxl_crop_left,
-                                      height, width])
+        sizes = self._size_embedding(
+            [height, width, shared.opts.sdxl_crop_top, shared.opts.sdxl_crop_left, height, width]
+        )
         vector = torch.cat([pooled, sizes[None].repeat(len(texts), 1)], dim=1)
         return {"crossattn": crossattn, "vector": vector}
 
     def _crossattn_and_vector(self, cond: Any):
         if isinstance(cond, dict) and "crossattn" in cond:
             return cond["crossattn"], cond.get("vector"), cond.get("c_concat")
-        raise TypeError(f"FakeSDXLModel.apply_model: expected an SDXL cond dict, got {type(cond)}"
-                        f" keys {list(cond.keys()) if isinstance(cond, dict) else None}")
+        raise TypeError(
+            f"FakeSDXLModel.apply_model: expected an SDXL cond dict, got {type(cond)}"
+            f" keys {list(cond.keys()) if isinstance(cond, dict) else None}"
+        )
 
     def apply_model(self, x_noisy, t, cond, return_ids=False):
         """mirrors sd_models_xl.apply_model: self.model(x, t, cond) with cond {"crossattn", "vector", "c_concat"}."""
-        if isinstance(cond, dict) and cond.get("vector") is not None \
-                and cond["vector"].shape[0] != x_noisy.shape[0]:
+        if isinstance(cond, dict) and cond.get("vector") is not None and cond["vector"].shape[0] != x_noisy.shape[0]:
             raise RuntimeError("UNet batch mismatch in 'vector'")
         return super().apply_model(x_noisy, t, cond, return_ids)
 

@@ -41,8 +41,20 @@ from modules.ui_components import InputAccordion  # noqa: E402
 XYZ_PATH = os.path.join(_ROOT, "scripts", "xyz_grid.py")
 REFINER_PATH = os.path.join(_ROOT, "modules", "processing_scripts", "refiner.py")
 
-UI_CATEGORIES = ["prompt", "image", "inpaint", "sampler", "accordions", "checkboxes", "dimensions", "cfg",
-                 "denoising", "seed", "batch", "override_settings"]
+UI_CATEGORIES = [
+    "prompt",
+    "image",
+    "inpaint",
+    "sampler",
+    "accordions",
+    "checkboxes",
+    "dimensions",
+    "cfg",
+    "denoising",
+    "seed",
+    "batch",
+    "override_settings",
+]
 """mirrors shared_items.ui_reorder_categories (built-in part): scripts with one of these `section`s get their UI
 built there; other string sections follow; section None goes with the 'scripts' category (ScriptRunner.setup_ui)."""
 
@@ -120,23 +132,32 @@ def _build_tab(name: str, runner: scripts.ScriptRunner) -> TabUI:
                 f["prompt"] = gr.Textbox(label="Prompt", elem_id=f"{name}_prompt", lines=3)
                 f["negative_prompt"] = gr.Textbox(label="Negative prompt", elem_id=f"{name}_neg_prompt", lines=3)
             elif category == "sampler":
-                f["sampler_name"] = gr.Dropdown(label="Sampling method", choices=sd_samplers.visible_sampler_names(),
-                                                value="DPM++ 2M", elem_id=f"{name}_sampling")
+                f["sampler_name"] = gr.Dropdown(
+                    label="Sampling method",
+                    choices=sd_samplers.visible_sampler_names(),
+                    value="DPM++ 2M",
+                    elem_id=f"{name}_sampling",
+                )
                 from modules import sd_schedulers
 
-                f["scheduler"] = gr.Dropdown(label="Schedule type", value="Automatic",
-                                             choices=[x.label for x in sd_schedulers.schedulers],
-                                             elem_id=f"{name}_scheduler")
-                f["steps"] = gr.Slider(minimum=1, maximum=150, step=1, label="Sampling steps", value=20,
-                                       elem_id=f"{name}_steps")
+                f["scheduler"] = gr.Dropdown(
+                    label="Schedule type",
+                    value="Automatic",
+                    choices=[x.label for x in sd_schedulers.schedulers],
+                    elem_id=f"{name}_scheduler",
+                )
+                f["steps"] = gr.Slider(
+                    minimum=1, maximum=150, step=1, label="Sampling steps", value=20, elem_id=f"{name}_steps"
+                )
             elif category == "dimensions":
                 f["width"] = gr.Slider(minimum=64, maximum=2048, step=8, label="Width", value=512)
                 f["height"] = gr.Slider(minimum=64, maximum=2048, step=8, label="Height", value=512)
             elif category == "cfg":
                 f["cfg_scale"] = gr.Slider(minimum=1.0, maximum=30.0, step=0.5, label="CFG Scale", value=7.0)
             elif category == "denoising" and is_img2img:
-                f["denoising_strength"] = gr.Slider(minimum=0.0, maximum=1.0, step=0.01, label="Denoising strength",
-                                                    value=0.75)
+                f["denoising_strength"] = gr.Slider(
+                    minimum=0.0, maximum=1.0, step=0.01, label="Denoising strength", value=0.75
+                )
             elif category == "seed":
                 f["seed"] = gr.Number(label="Seed", value=-1, precision=0)
             elif category == "batch":
@@ -146,28 +167,48 @@ def _build_tab(name: str, runner: scripts.ScriptRunner) -> TabUI:
                     if not is_img2img:
                         with InputAccordion(False, label="Hires. fix", elem_id="txt2img_hr") as enable_hr:
                             f["enable_hr"] = enable_hr
-                            f["denoising_strength"] = gr.Slider(minimum=0.0, maximum=1.0, step=0.01,
-                                                                label="Denoising strength", value=0.7)
-                            f["hr_scale"] = gr.Slider(minimum=1.0, maximum=4.0, step=0.05, label="Upscale by",
-                                                      value=2.0)
-                            f["hr_second_pass_steps"] = gr.Slider(minimum=0, maximum=150, step=1,
-                                                                  label="Hires steps", value=0)
+                            f["denoising_strength"] = gr.Slider(
+                                minimum=0.0, maximum=1.0, step=0.01, label="Denoising strength", value=0.7
+                            )
+                            f["hr_scale"] = gr.Slider(
+                                minimum=1.0, maximum=4.0, step=0.05, label="Upscale by", value=2.0
+                            )
+                            f["hr_second_pass_steps"] = gr.Slider(
+                                minimum=0, maximum=150, step=1, label="Hires steps", value=0
+                            )
                     runner.setup_ui_for_section(category)
             elif category == "scripts":
                 runner.setup_ui()
             if category not in {"accordions", "scripts"}:
                 runner.setup_ui_for_section(category)
 
-        api_names = {"prompt": "Prompt", "negative_prompt": "Negative prompt", "steps": "Steps",
-                     "cfg_scale": "CFG scale", "width": "Size-1", "height": "Size-2", "seed": "Seed",
-                     "batch_size": "Batch size", "denoising_strength": "Denoising strength",
-                     "hr_scale": "Hires upscale", "hr_second_pass_steps": "Hires steps",
-                     "scheduler": "Schedule type"}
+        api_names = {
+            "prompt": "Prompt",
+            "negative_prompt": "Negative prompt",
+            "steps": "Steps",
+            "cfg_scale": "CFG scale",
+            "width": "Size-1",
+            "height": "Size-2",
+            "seed": "Seed",
+            "batch_size": "Batch size",
+            "denoising_strength": "Denoising strength",
+            "hr_scale": "Hires upscale",
+            "hr_second_pass_steps": "Hires steps",
+            "scheduler": "Schedule type",
+        }
         paste = [PasteField(f[k], label, api=k) for k, label in api_names.items() if k in f]
         paste.append(PasteField(f["sampler_name"], lambda d: d.get("Sampler", None), api="sampler_name"))
         if "enable_hr" in f:
-            paste.append(PasteField(f["enable_hr"], lambda d: "Denoising strength" in d and (
-                "Hires upscale" in d or "Hires upscaler" in d or "Hires resize-1" in d), api="enable_hr"))
+            paste.append(
+                PasteField(
+                    f["enable_hr"],
+                    lambda d: (
+                        "Denoising strength" in d
+                        and ("Hires upscale" in d or "Hires upscaler" in d or "Hires resize-1" in d)
+                    ),
+                    api="enable_hr",
+                )
+            )
         paste += list(runner.infotext_fields)
         infotext_utils.add_paste_fields(name, None, paste, None)
         tab.paste_fields = infotext_utils.paste_fields[name]["fields"]
@@ -175,8 +216,9 @@ def _build_tab(name: str, runner: scripts.ScriptRunner) -> TabUI:
     return tab
 
 
-def start(extension_root: str | None, model: Any, *, latent_scale_factor: int | None = None,
-          build_ui: bool = True) -> StandIn:
+def start(
+    extension_root: str | None, model: Any, *, latent_scale_factor: int | None = None, build_ui: bool = True
+) -> StandIn:
     """Start the stand-in: shared.sd_model = model; clear callbacks, scripts and options to defaults; register the
     X/Y/Z plot; load `extension_root`/scripts/*.py; fire model_loaded, before_ui, ui_settings; build both UIs.
 
@@ -243,7 +285,7 @@ def script(title: str, tab: str = "txt2img") -> scripts.Script:
 def components(title: str, tab: str = "txt2img") -> list:
     """The gradio components the script's ui() returned when the tab's UI was built (in args order)."""
     s = script(title, tab)
-    return list(runner(tab).inputs[s.args_from:s.args_to])
+    return list(runner(tab).inputs[s.args_from : s.args_to])
 
 
 def default_script_args(tab: str = "txt2img") -> list:
@@ -258,7 +300,7 @@ def _apply_script_args(args: list, tab: str, script_args: dict | None, alwayson_
         for title, values in script_args.items():
             s = script(title, tab)
             if isinstance(values, dict):
-                labels = [getattr(c, "label", None) for c in runner(tab).inputs[s.args_from:s.args_to]]
+                labels = [getattr(c, "label", None) for c in runner(tab).inputs[s.args_from : s.args_to]]
                 for key, v in values.items():
                     idx = key if isinstance(key, int) else labels.index(key)
                     args[s.args_from + idx] = v
@@ -273,12 +315,25 @@ def _apply_script_args(args: list, tab: str, script_args: dict | None, alwayson_
     return args
 
 
-_DEFAULT_FIELDS = {"sampler_name": "Euler", "scheduler": "Automatic", "steps": 5, "width": 64, "height": 64, "seed": 1,
-                   "cfg_scale": 7.0}
+_DEFAULT_FIELDS = {
+    "sampler_name": "Euler",
+    "scheduler": "Automatic",
+    "steps": 5,
+    "width": 64,
+    "height": 64,
+    "seed": 1,
+    "cfg_scale": 7.0,
+}
 
 
-def build_p(tab: str = "txt2img", *, script_args: dict | None = None, alwayson_scripts: dict | None = None,
-            full_script_args: list | None = None, **fields: Any):
+def build_p(
+    tab: str = "txt2img",
+    *,
+    script_args: dict | None = None,
+    alwayson_scripts: dict | None = None,
+    full_script_args: list | None = None,
+    **fields: Any,
+):
     """Build a processing object like modules/txt2img.py txt2img_create_processing (or img2img's): fields are
     StableDiffusionProcessing* keyword arguments; script args = UI defaults overridden by
     script_args={title: [values...] or {label_or_index: value}} and/or alwayson_scripts={title: {"args": [...]}},
@@ -291,8 +346,11 @@ def build_p(tab: str = "txt2img", *, script_args: dict | None = None, alwayson_s
         p = processing.StableDiffusionProcessingImg2Img(sd_model=shared.sd_model, **kw)
     else:
         p = processing.StableDiffusionProcessingTxt2Img(sd_model=shared.sd_model, **kw)
-    args = list(full_script_args) if full_script_args is not None else \
-        _apply_script_args(default_script_args(tab), tab, script_args, alwayson_scripts)
+    args = (
+        list(full_script_args)
+        if full_script_args is not None
+        else _apply_script_args(default_script_args(tab), tab, script_args, alwayson_scripts)
+    )
     p.scripts = runner(tab)
     p.script_args = tuple(args)
     st.last_p = p
@@ -345,13 +403,21 @@ def xyz():
     raise RuntimeError("xyz_grid not registered")
 
 
-def run_xyz(x_label: str, x_values_text: str, y_label: str | None = None, y_values_text: str | None = None,
-            tab: str = "txt2img", make_p: Callable[[], Any] | None = None, **fields: Any):
+def run_xyz(
+    x_label: str,
+    x_values_text: str,
+    y_label: str | None = None,
+    y_values_text: str | None = None,
+    tab: str = "txt2img",
+    make_p: Callable[[], Any] | None = None,
+    **fields: Any,
+):
     """Run an X/Y/Z plot over build_p(tab, **fields) (or make_p()); returns xyz_grid.XYZRun with .cells."""
     shared.state.begin(job="xyz")
     try:
-        return xyz().run_axes(make_p or (lambda: build_p(tab, **fields)), x_label, x_values_text, y_label,
-                              y_values_text)
+        return xyz().run_axes(
+            make_p or (lambda: build_p(tab, **fields)), x_label, x_values_text, y_label, y_values_text
+        )
     finally:
         shared.state.end()
 

@@ -30,8 +30,9 @@ def get_sigmas_exponential(n: int, sigma_min: float, sigma_max: float, device="c
     return append_zero(sigmas)
 
 
-def get_sigmas_polyexponential(n: int, sigma_min: float, sigma_max: float, rho: float = 1.0,
-                               device="cpu") -> torch.Tensor:
+def get_sigmas_polyexponential(
+    n: int, sigma_min: float, sigma_max: float, rho: float = 1.0, device="cpu"
+) -> torch.Tensor:
     """mirrors k_diffusion/sampling.py get_sigmas_polyexponential."""
     ramp = torch.linspace(1, 0, n, device=device) ** rho
     sigmas = torch.exp(ramp * (math.log(sigma_max) - math.log(sigma_min)) + math.log(sigma_min))
@@ -84,8 +85,18 @@ class BrownianTreeNoiseSampler:
 
 
 @torch.no_grad()
-def sample_euler(model, x, sigmas, extra_args=None, callback=None, disable=None, s_churn=0.0, s_tmin=0.0,
-                 s_tmax=float("inf"), s_noise=1.0):
+def sample_euler(
+    model,
+    x,
+    sigmas,
+    extra_args=None,
+    callback=None,
+    disable=None,
+    s_churn=0.0,
+    s_tmin=0.0,
+    s_tmax=float("inf"),
+    s_noise=1.0,
+):
     """mirrors k_diffusion/sampling.py sample_euler (Algorithm 2 of Karras et al.): one evaluation per step."""
     extra_args = {} if extra_args is None else extra_args
     s_in = x.new_ones([x.shape[0]])
@@ -105,8 +116,9 @@ def sample_euler(model, x, sigmas, extra_args=None, callback=None, disable=None,
 
 
 @torch.no_grad()
-def sample_euler_ancestral(model, x, sigmas, extra_args=None, callback=None, disable=None, eta=1.0, s_noise=1.0,
-                           noise_sampler=None):
+def sample_euler_ancestral(
+    model, x, sigmas, extra_args=None, callback=None, disable=None, eta=1.0, s_noise=1.0, noise_sampler=None
+):
     """mirrors k_diffusion/sampling.py sample_euler_ancestral."""
     extra_args = {} if extra_args is None else extra_args
     noise_sampler = default_noise_sampler(x) if noise_sampler is None else noise_sampler
@@ -125,8 +137,18 @@ def sample_euler_ancestral(model, x, sigmas, extra_args=None, callback=None, dis
 
 
 @torch.no_grad()
-def sample_heun(model, x, sigmas, extra_args=None, callback=None, disable=None, s_churn=0.0, s_tmin=0.0,
-                s_tmax=float("inf"), s_noise=1.0):
+def sample_heun(
+    model,
+    x,
+    sigmas,
+    extra_args=None,
+    callback=None,
+    disable=None,
+    s_churn=0.0,
+    s_tmin=0.0,
+    s_tmax=float("inf"),
+    s_noise=1.0,
+):
     """mirrors k_diffusion/sampling.py sample_heun: 2nd evaluation at sigmas[i+1] after the callback; the last step
     (to sigma 0) is a plain Euler step with one evaluation."""
     extra_args = {} if extra_args is None else extra_args
@@ -154,8 +176,18 @@ def sample_heun(model, x, sigmas, extra_args=None, callback=None, disable=None, 
 
 
 @torch.no_grad()
-def sample_dpm_2(model, x, sigmas, extra_args=None, callback=None, disable=None, s_churn=0.0, s_tmin=0.0,
-                 s_tmax=float("inf"), s_noise=1.0):
+def sample_dpm_2(
+    model,
+    x,
+    sigmas,
+    extra_args=None,
+    callback=None,
+    disable=None,
+    s_churn=0.0,
+    s_tmin=0.0,
+    s_tmax=float("inf"),
+    s_noise=1.0,
+):
     """mirrors k_diffusion/sampling.py sample_dpm_2: 2nd evaluation at the log-midpoint sigma; last step Euler."""
     extra_args = {} if extra_args is None else extra_args
     s_in = x.new_ones([x.shape[0]])
@@ -184,8 +216,9 @@ def sample_dpm_2(model, x, sigmas, extra_args=None, callback=None, disable=None,
 
 
 @torch.no_grad()
-def sample_dpm_2_ancestral(model, x, sigmas, extra_args=None, callback=None, disable=None, eta=1.0, s_noise=1.0,
-                           noise_sampler=None):
+def sample_dpm_2_ancestral(
+    model, x, sigmas, extra_args=None, callback=None, disable=None, eta=1.0, s_noise=1.0, noise_sampler=None
+):
     """mirrors k_diffusion/sampling.py sample_dpm_2_ancestral."""
     extra_args = {} if extra_args is None else extra_args
     noise_sampler = default_noise_sampler(x) if noise_sampler is None else noise_sampler
@@ -254,8 +287,9 @@ def sample_lms(model, x, sigmas, extra_args=None, callback=None, disable=None, o
 
 
 @torch.no_grad()
-def sample_dpmpp_2s_ancestral(model, x, sigmas, extra_args=None, callback=None, disable=None, eta=1.0, s_noise=1.0,
-                              noise_sampler=None):
+def sample_dpmpp_2s_ancestral(
+    model, x, sigmas, extra_args=None, callback=None, disable=None, eta=1.0, s_noise=1.0, noise_sampler=None
+):
     """mirrors k_diffusion/sampling.py sample_dpmpp_2s_ancestral: 2nd evaluation at sqrt(sigma * sigma_down)."""
     extra_args = {} if extra_args is None else extra_args
     noise_sampler = default_noise_sampler(x) if noise_sampler is None else noise_sampler
@@ -290,15 +324,19 @@ def sample_dpmpp_2s_ancestral(model, x, sigmas, extra_args=None, callback=None, 
 
 
 @torch.no_grad()
-def sample_dpmpp_sde(model, x, sigmas, extra_args=None, callback=None, disable=None, eta=1.0, s_noise=1.0,
-                     noise_sampler=None, r=1 / 2):
+def sample_dpmpp_sde(
+    model, x, sigmas, extra_args=None, callback=None, disable=None, eta=1.0, s_noise=1.0, noise_sampler=None, r=1 / 2
+):
     """mirrors k_diffusion/sampling.py sample_dpmpp_sde: 2nd evaluation at sqrt(sigma_i * sigma_{i+1}) (r=1/2)."""
     if len(sigmas) <= 1:
         return x
     sigma_min, sigma_max = sigmas[sigmas > 0].min(), sigmas.max()
     seed = (extra_args or {}).get("seed", None)
-    noise_sampler = BrownianTreeNoiseSampler(x, sigma_min, sigma_max, seed=seed, cpu=True) if noise_sampler is None \
+    noise_sampler = (
+        BrownianTreeNoiseSampler(x, sigma_min, sigma_max, seed=seed, cpu=True)
+        if noise_sampler is None
         else noise_sampler
+    )
     extra_args = {} if extra_args is None else extra_args
     s_in = x.new_ones([x.shape[0]])
 

@@ -63,8 +63,11 @@ def add_paste_fields(tabname: str, init_img, fields, override_settings_component
         for i in range(len(fields)):
             if not isinstance(fields[i], PasteField):
                 fields[i] = PasteField(*fields[i])
-    paste_fields[tabname] = {"init_img": init_img, "fields": fields,
-                             "override_settings_component": override_settings_component}
+    paste_fields[tabname] = {
+        "init_img": init_img,
+        "fields": fields,
+        "override_settings_component": override_settings_component,
+    }
 
 
 def parse_generation_parameters(x: str, skip_fields: list[str] | None = None) -> dict[str, Any]:
@@ -233,5 +236,3 @@ def paste_values(fields: list, prompt: str) -> dict[Any, Any]:
         if isinstance(upd, dict) and "value" in upd:
             out[component] = upd["value"]
     return out
-
-

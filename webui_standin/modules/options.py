@@ -11,10 +11,21 @@ from modules import errors
 class OptionInfo:
     """mirrors modules/options.py OptionInfo (same constructor arguments and chainable helpers)."""
 
-    def __init__(self, default: Any = None, label: str = "", component: Any = None, component_args: Any = None,
-                 onchange: Callable | None = None, section: Any = None, refresh: Callable | None = None,
-                 comment_before: str = "", comment_after: str = "", infotext: str | None = None,
-                 restrict_api: bool = False, category_id: str | None = None) -> None:
+    def __init__(
+        self,
+        default: Any = None,
+        label: str = "",
+        component: Any = None,
+        component_args: Any = None,
+        onchange: Callable | None = None,
+        section: Any = None,
+        refresh: Callable | None = None,
+        comment_before: str = "",
+        comment_after: str = "",
+        infotext: str | None = None,
+        restrict_api: bool = False,
+        category_id: str | None = None,
+    ) -> None:
         self.default = default
         self.label = label
         self.component = component

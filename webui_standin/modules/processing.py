@@ -59,7 +59,7 @@ def decode_latent_batch(model, batch, target_device=None, check_for_nans=False) 
     """mirrors processing.decode_latent_batch: decodes item by item; returns [-1, 1] image tensors."""
     samples = DecodedSamples()
     for i in range(batch.shape[0]):
-        sample = decode_first_stage(model, batch[i:i + 1])[0]
+        sample = decode_first_stage(model, batch[i : i + 1])[0]
         if target_device is not None:
             sample = sample.to(target_device)
         samples.append(sample)
@@ -70,8 +70,18 @@ def txt2img_image_conditioning(sd_model, x, width, height):  # mirrors processin
     return x.new_zeros(x.shape[0], 5, 1, 1, dtype=x.dtype, device=x.device)
 
 
-def create_infotext(p, all_prompts, all_seeds, all_subseeds, comments=None, iteration=0, position_in_batch=0,
-                    use_main_prompt=False, index=None, all_negative_prompts=None) -> str:
+def create_infotext(
+    p,
+    all_prompts,
+    all_seeds,
+    all_subseeds,
+    comments=None,
+    iteration=0,
+    position_in_batch=0,
+    use_main_prompt=False,
+    index=None,
+    all_negative_prompts=None,
+) -> str:
     """mirrors processing.create_infotext: 'prompt\\nNegative prompt: ...\\nKey: value, ...'; list values are
     indexed by image, callables are called with the function's locals, None values are left out, values are quoted
     with infotext_utils.quote."""
@@ -105,8 +115,9 @@ def create_infotext(p, all_prompts, all_seeds, all_subseeds, comments=None, iter
         "Size": f"{p.width}x{p.height}",
         "Model hash": p.sd_model_hash if opts.add_model_hash_to_info else None,
         "Model": p.sd_model_name if opts.add_model_name_to_info else None,
-        "Variation seed": (None if p.subseed_strength == 0 else
-                           (p.all_subseeds[0] if use_main_prompt else all_subseeds[index])),
+        "Variation seed": (
+            None if p.subseed_strength == 0 else (p.all_subseeds[0] if use_main_prompt else all_subseeds[index])
+        ),
         "Variation seed strength": (None if p.subseed_strength == 0 else p.subseed_strength),
         "Denoising strength": p.extra_generation_params.get("Denoising strength"),
         "Clip skip": None if clip_skip <= 1 else clip_skip,
@@ -132,7 +143,8 @@ def create_infotext(p, all_prompts, all_seeds, all_subseeds, comments=None, iter
             generation_params[key] = None
 
     generation_params_text = ", ".join(
-        [k if k == v else f"{k}: {infotext_utils.quote(v)}" for k, v in generation_params.items() if v is not None])
+        [k if k == v else f"{k}: {infotext_utils.quote(v)}" for k, v in generation_params.items() if v is not None]
+    )
 
     negative_prompt_text = f"\nNegative prompt: {negative_prompt}" if negative_prompt else ""
 
@@ -145,18 +157,55 @@ class StableDiffusionProcessing:
     cached_uc: list = [None, None]
     cached_c: list = [None, None]
 
-    def __init__(self, sd_model=None, outpath_samples=None, outpath_grids=None, prompt: str | list = "",
-                 prompt_for_display=None, negative_prompt: str | list = "", styles=None, seed: int = -1,
-                 subseed: int = -1, subseed_strength: float = 0, seed_resize_from_h: int = -1,
-                 seed_resize_from_w: int = -1, seed_enable_extras: bool = True, sampler_name=None, scheduler=None,
-                 batch_size: int = 1, n_iter: int = 1, steps: int = 50, cfg_scale: float = 7.0, width: int = 512,
-                 height: int = 512, restore_faces=None, tiling=None, do_not_save_samples: bool = False,
-                 do_not_save_grid: bool = False, extra_generation_params=None, overlay_images=None, eta=None,
-                 do_not_reload_embeddings: bool = False, denoising_strength=None, ddim_discretize=None,
-                 s_min_uncond=None, s_churn=None, s_tmax=None, s_tmin=None, s_noise=None, override_settings=None,
-                 override_settings_restore_afterwards: bool = True, sampler_index=None, refiner_checkpoint=None,
-                 refiner_switch_at=None, token_merging_ratio: float = 0, token_merging_ratio_hr: float = 0,
-                 disable_extra_networks: bool = False, firstpass_image=None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        sd_model=None,
+        outpath_samples=None,
+        outpath_grids=None,
+        prompt: str | list = "",
+        prompt_for_display=None,
+        negative_prompt: str | list = "",
+        styles=None,
+        seed: int = -1,
+        subseed: int = -1,
+        subseed_strength: float = 0,
+        seed_resize_from_h: int = -1,
+        seed_resize_from_w: int = -1,
+        seed_enable_extras: bool = True,
+        sampler_name=None,
+        scheduler=None,
+        batch_size: int = 1,
+        n_iter: int = 1,
+        steps: int = 50,
+        cfg_scale: float = 7.0,
+        width: int = 512,
+        height: int = 512,
+        restore_faces=None,
+        tiling=None,
+        do_not_save_samples: bool = False,
+        do_not_save_grid: bool = False,
+        extra_generation_params=None,
+        overlay_images=None,
+        eta=None,
+        do_not_reload_embeddings: bool = False,
+        denoising_strength=None,
+        ddim_discretize=None,
+        s_min_uncond=None,
+        s_churn=None,
+        s_tmax=None,
+        s_tmin=None,
+        s_noise=None,
+        override_settings=None,
+        override_settings_restore_afterwards: bool = True,
+        sampler_index=None,
+        refiner_checkpoint=None,
+        refiner_switch_at=None,
+        token_merging_ratio: float = 0,
+        token_merging_ratio_hr: float = 0,
+        disable_extra_networks: bool = False,
+        firstpass_image=None,
+        **kwargs: Any,
+    ) -> None:
         self.sd_model = sd_model
         self.outpath_samples = outpath_samples
         self.outpath_grids = outpath_grids
@@ -243,8 +292,10 @@ class StableDiffusionProcessing:
 
     def __post_init__(self) -> None:  # mirrors StableDiffusionProcessing.__post_init__
         if self.sampler_index is not None:
-            print("sampler_index argument for StableDiffusionProcessing does not do anything; use sampler_name",
-                  file=sys.stderr)
+            print(
+                "sampler_index argument for StableDiffusionProcessing does not do anything; use sampler_name",
+                file=sys.stderr,
+            )
         self.comments = {}
         if self.styles is None:
             self.styles = []
@@ -310,8 +361,12 @@ class StableDiffusionProcessing:
 
     def get_token_merging_ratio(self, for_hr: bool = False) -> float:
         if for_hr:
-            return self.token_merging_ratio_hr or opts.token_merging_ratio_hr or self.token_merging_ratio \
+            return (
+                self.token_merging_ratio_hr
+                or opts.token_merging_ratio_hr
+                or self.token_merging_ratio
                 or opts.token_merging_ratio
+            )
         return self.token_merging_ratio or opts.token_merging_ratio
 
     def setup_prompts(self) -> None:  # mirrors StableDiffusionProcessing.setup_prompts
@@ -328,38 +383,52 @@ class StableDiffusionProcessing:
             self.all_negative_prompts = [self.negative_prompt] * len(self.all_prompts)
 
         if len(self.all_prompts) != len(self.all_negative_prompts):
-            raise RuntimeError(f"Received a different number of prompts ({len(self.all_prompts)}) and negative "
-                               f"prompts ({len(self.all_negative_prompts)})")
+            raise RuntimeError(
+                f"Received a different number of prompts ({len(self.all_prompts)}) and negative "
+                f"prompts ({len(self.all_negative_prompts)})"
+            )
 
         self.all_prompts = [shared.prompt_styles.apply_styles_to_prompt(x, self.styles) for x in self.all_prompts]
-        self.all_negative_prompts = [shared.prompt_styles.apply_negative_styles_to_prompt(x, self.styles)
-                                     for x in self.all_negative_prompts]
+        self.all_negative_prompts = [
+            shared.prompt_styles.apply_negative_styles_to_prompt(x, self.styles) for x in self.all_negative_prompts
+        ]
         self.main_prompt = self.all_prompts[0]
         self.main_negative_prompt = self.all_negative_prompts[0]
 
-    def cached_params(self, required_prompts, steps, extra_network_data, hires_steps=None,
-                      use_old_scheduling=False):
+    def cached_params(self, required_prompts, steps, extra_network_data, hires_steps=None, use_old_scheduling=False):
         """mirrors StableDiffusionProcessing.cached_params: the cache key of a cond computation."""
         return (
-            required_prompts, steps, hires_steps, use_old_scheduling, opts.CLIP_stop_at_last_layers,
-            getattr(shared.sd_model, "sd_checkpoint_info", None), id(shared.sd_model), repr(extra_network_data),
-            opts.sdxl_crop_left, opts.sdxl_crop_top, self.width, self.height, opts.emphasis,
+            required_prompts,
+            steps,
+            hires_steps,
+            use_old_scheduling,
+            opts.CLIP_stop_at_last_layers,
+            getattr(shared.sd_model, "sd_checkpoint_info", None),
+            id(shared.sd_model),
+            repr(extra_network_data),
+            opts.sdxl_crop_left,
+            opts.sdxl_crop_top,
+            self.width,
+            self.height,
+            opts.emphasis,
         )
 
-    def get_conds_with_caching(self, function, required_prompts, steps, caches, extra_network_data,
-                               hires_steps=None):
+    def get_conds_with_caching(self, function, required_prompts, steps, caches, extra_network_data, hires_steps=None):
         """mirrors StableDiffusionProcessing.get_conds_with_caching: reuses a cond from any of `caches` (class-level,
         shared between processing objects) when the parameters match."""
         if shared.opts.use_old_scheduling:
-            old_schedules = prompt_parser.get_learned_conditioning_prompt_schedules(required_prompts, steps,
-                                                                                    hires_steps, False)
-            new_schedules = prompt_parser.get_learned_conditioning_prompt_schedules(required_prompts, steps,
-                                                                                    hires_steps, True)
+            old_schedules = prompt_parser.get_learned_conditioning_prompt_schedules(
+                required_prompts, steps, hires_steps, False
+            )
+            new_schedules = prompt_parser.get_learned_conditioning_prompt_schedules(
+                required_prompts, steps, hires_steps, True
+            )
             if old_schedules != new_schedules:
                 self.extra_generation_params["Old prompt editing timelines"] = True
 
-        cached_params = self.cached_params(required_prompts, steps, extra_network_data, hires_steps,
-                                           shared.opts.use_old_scheduling)
+        cached_params = self.cached_params(
+            required_prompts, steps, extra_network_data, hires_steps, shared.opts.use_old_scheduling
+        )
         for cache in caches:
             if cache[0] is not None and cached_params == cache[0]:
                 return cache[1]
@@ -373,18 +442,29 @@ class StableDiffusionProcessing:
         """mirrors StableDiffusionProcessing.setup_conds: c (multicond) and uc (negative, is_negative_prompt=True),
         both scheduled over the sampler's total_steps (doubled for second-order samplers)."""
         prompts = prompt_parser.SdConditioning(self.prompts, width=self.width, height=self.height)
-        negative_prompts = prompt_parser.SdConditioning(self.negative_prompts, width=self.width, height=self.height,
-                                                        is_negative_prompt=True)
+        negative_prompts = prompt_parser.SdConditioning(
+            self.negative_prompts, width=self.width, height=self.height, is_negative_prompt=True
+        )
 
         sampler_config = sd_samplers.find_sampler_config(self.sampler_name)
         total_steps = sampler_config.total_steps(self.steps) if sampler_config else self.steps
         self.step_multiplier = total_steps // self.steps
         self.firstpass_steps = total_steps
 
-        self.uc = self.get_conds_with_caching(prompt_parser.get_learned_conditioning, negative_prompts, total_steps,
-                                              [self.cached_uc], self.extra_network_data)
-        self.c = self.get_conds_with_caching(prompt_parser.get_multicond_learned_conditioning, prompts, total_steps,
-                                             [self.cached_c], self.extra_network_data)
+        self.uc = self.get_conds_with_caching(
+            prompt_parser.get_learned_conditioning,
+            negative_prompts,
+            total_steps,
+            [self.cached_uc],
+            self.extra_network_data,
+        )
+        self.c = self.get_conds_with_caching(
+            prompt_parser.get_multicond_learned_conditioning,
+            prompts,
+            total_steps,
+            [self.cached_c],
+            self.extra_network_data,
+        )
 
     def get_conds(self):  # mirrors StableDiffusionProcessing.get_conds
         return self.c, self.uc
@@ -404,9 +484,21 @@ class StableDiffusionProcessing:
 class Processed:
     """mirrors processing.Processed"""
 
-    def __init__(self, p: StableDiffusionProcessing, images_list, seed=-1, info="", subseed=None, all_prompts=None,
-                 all_negative_prompts=None, all_seeds=None, all_subseeds=None, index_of_first_image=0,
-                 infotexts=None, comments="") -> None:
+    def __init__(
+        self,
+        p: StableDiffusionProcessing,
+        images_list,
+        seed=-1,
+        info="",
+        subseed=None,
+        all_prompts=None,
+        all_negative_prompts=None,
+        all_seeds=None,
+        all_subseeds=None,
+        index_of_first_image=0,
+        infotexts=None,
+        comments="",
+    ) -> None:
         self.images = images_list
         self.prompt = p.prompt
         self.negative_prompt = p.negative_prompt
@@ -444,12 +536,15 @@ class Processed:
         self.s_min_uncond = p.s_min_uncond
         self.sampler_noise_scheduler_override = p.sampler_noise_scheduler_override
         self.prompt = self.prompt if not isinstance(self.prompt, list) else self.prompt[0]
-        self.negative_prompt = self.negative_prompt if not isinstance(self.negative_prompt, list) \
-            else self.negative_prompt[0]
-        self.seed = int(self.seed if not isinstance(self.seed, list) else self.seed[0]) \
-            if self.seed is not None else -1
-        self.subseed = int(self.subseed if not isinstance(self.subseed, list) else self.subseed[0]) \
-            if self.subseed is not None else -1
+        self.negative_prompt = (
+            self.negative_prompt if not isinstance(self.negative_prompt, list) else self.negative_prompt[0]
+        )
+        self.seed = int(self.seed if not isinstance(self.seed, list) else self.seed[0]) if self.seed is not None else -1
+        self.subseed = (
+            int(self.subseed if not isinstance(self.subseed, list) else self.subseed[0])
+            if self.subseed is not None
+            else -1
+        )
         self.is_using_inpainting_conditioning = p.is_using_inpainting_conditioning
         self.all_prompts = all_prompts or p.all_prompts or [self.prompt]
         self.all_negative_prompts = all_negative_prompts or p.all_negative_prompts or [self.negative_prompt]
@@ -460,20 +555,37 @@ class Processed:
 
     def js(self) -> str:  # mirrors Processed.js
         obj = {
-            "prompt": self.all_prompts[0], "all_prompts": self.all_prompts,
-            "negative_prompt": self.all_negative_prompts[0], "all_negative_prompts": self.all_negative_prompts,
-            "seed": self.seed, "all_seeds": self.all_seeds, "subseed": self.subseed, "all_subseeds": self.all_subseeds,
-            "width": self.width, "height": self.height, "sampler_name": self.sampler_name,
-            "cfg_scale": self.cfg_scale, "steps": self.steps, "batch_size": self.batch_size,
+            "prompt": self.all_prompts[0],
+            "all_prompts": self.all_prompts,
+            "negative_prompt": self.all_negative_prompts[0],
+            "all_negative_prompts": self.all_negative_prompts,
+            "seed": self.seed,
+            "all_seeds": self.all_seeds,
+            "subseed": self.subseed,
+            "all_subseeds": self.all_subseeds,
+            "width": self.width,
+            "height": self.height,
+            "sampler_name": self.sampler_name,
+            "cfg_scale": self.cfg_scale,
+            "steps": self.steps,
+            "batch_size": self.batch_size,
             "extra_generation_params": {k: v for k, v in self.extra_generation_params.items() if not callable(v)},
-            "index_of_first_image": self.index_of_first_image, "infotexts": self.infotexts,
+            "index_of_first_image": self.index_of_first_image,
+            "infotexts": self.infotexts,
             "version": self.version,
         }
         return json.dumps(obj, default=lambda o: None)
 
     def infotext(self, p: StableDiffusionProcessing, index: int) -> str:  # mirrors Processed.infotext
-        return create_infotext(p, self.all_prompts, self.all_seeds, self.all_subseeds, comments=[],
-                               position_in_batch=index % self.batch_size, iteration=index // self.batch_size)
+        return create_infotext(
+            p,
+            self.all_prompts,
+            self.all_seeds,
+            self.all_subseeds,
+            comments=[],
+            position_in_batch=index % self.batch_size,
+            iteration=index // self.batch_size,
+        )
 
     def get_token_merging_ratio(self, for_hr: bool = False) -> float:
         return self.token_merging_ratio_hr if for_hr else self.token_merging_ratio
@@ -485,8 +597,9 @@ def process_images(p: StableDiffusionProcessing) -> Processed:
     if p.scripts is not None:
         p.scripts.before_process(p)
 
-    stored_opts = {k: opts.data[k] if k in opts.data else opts.get_default(k) for k in p.override_settings.keys()
-                   if k in opts.data}
+    stored_opts = {
+        k: opts.data[k] if k in opts.data else opts.get_default(k) for k in p.override_settings.keys() if k in opts.data
+    }
     try:
         p.override_settings.pop("sd_model_checkpoint", None)  # the stand-in has a single loaded model
         for k, v in p.override_settings.items():
@@ -564,20 +677,24 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
             if state.interrupted or state.stopping_generation:
                 break
 
-            p.prompts = p.all_prompts[n * p.batch_size:(n + 1) * p.batch_size]
-            p.negative_prompts = p.all_negative_prompts[n * p.batch_size:(n + 1) * p.batch_size]
-            p.seeds = p.all_seeds[n * p.batch_size:(n + 1) * p.batch_size]
-            p.subseeds = p.all_subseeds[n * p.batch_size:(n + 1) * p.batch_size]
+            p.prompts = p.all_prompts[n * p.batch_size : (n + 1) * p.batch_size]
+            p.negative_prompts = p.all_negative_prompts[n * p.batch_size : (n + 1) * p.batch_size]
+            p.seeds = p.all_seeds[n * p.batch_size : (n + 1) * p.batch_size]
+            p.subseeds = p.all_subseeds[n * p.batch_size : (n + 1) * p.batch_size]
 
             latent_channels = getattr(shared.sd_model, "latent_channels", opt_C)
             f = latent_scale_factor()
-            p.rng = rng.ImageRNG((latent_channels, p.height // f, p.width // f), p.seeds, subseeds=p.subseeds,
-                                 subseed_strength=p.subseed_strength, seed_resize_from_h=p.seed_resize_from_h,
-                                 seed_resize_from_w=p.seed_resize_from_w)
+            p.rng = rng.ImageRNG(
+                (latent_channels, p.height // f, p.width // f),
+                p.seeds,
+                subseeds=p.subseeds,
+                subseed_strength=p.subseed_strength,
+                seed_resize_from_h=p.seed_resize_from_h,
+                seed_resize_from_w=p.seed_resize_from_w,
+            )
 
             if p.scripts is not None:
-                p.scripts.before_process_batch(p, batch_number=n, prompts=p.prompts, seeds=p.seeds,
-                                               subseeds=p.subseeds)
+                p.scripts.before_process_batch(p, batch_number=n, prompts=p.prompts, seeds=p.seeds, subseeds=p.subseeds)
 
             if len(p.prompts) == 0:
                 break
@@ -593,10 +710,16 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
                 Processed(p, []).infotext(p, 0)
 
             if p.n_iter > 1:
-                shared.state.job = f"Batch {n+1} out of {p.n_iter}"
+                shared.state.job = f"Batch {n + 1} out of {p.n_iter}"
 
-            samples_ddim = p.sample(conditioning=p.c, unconditional_conditioning=p.uc, seeds=p.seeds,
-                                    subseeds=p.subseeds, subseed_strength=p.subseed_strength, prompts=p.prompts)
+            samples_ddim = p.sample(
+                conditioning=p.c,
+                unconditional_conditioning=p.uc,
+                seeds=p.seeds,
+                subseeds=p.subseeds,
+                subseed_strength=p.subseed_strength,
+                prompts=p.prompts,
+            )
 
             if p.scripts is not None:
                 from modules import scripts
@@ -608,8 +731,9 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
             if getattr(samples_ddim, "already_decoded", False):
                 x_samples_ddim = samples_ddim
             else:
-                x_samples_ddim = decode_latent_batch(p.sd_model, samples_ddim, target_device=devices.cpu,
-                                                     check_for_nans=True)
+                x_samples_ddim = decode_latent_batch(
+                    p.sd_model, samples_ddim, target_device=devices.cpu, check_for_nans=True
+                )
 
             x_samples_ddim = torch.stack(x_samples_ddim).float()
             x_samples_ddim = torch.clamp((x_samples_ddim + 1.0) / 2.0, min=0.0, max=1.0)
@@ -623,16 +747,23 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
 
                 p.scripts.postprocess_batch(p, x_samples_ddim, batch_number=n)
 
-                p.prompts = p.all_prompts[n * p.batch_size:(n + 1) * p.batch_size]
-                p.negative_prompts = p.all_negative_prompts[n * p.batch_size:(n + 1) * p.batch_size]
+                p.prompts = p.all_prompts[n * p.batch_size : (n + 1) * p.batch_size]
+                p.negative_prompts = p.all_negative_prompts[n * p.batch_size : (n + 1) * p.batch_size]
 
                 batch_params = scripts.PostprocessBatchListArgs(list(x_samples_ddim))
                 p.scripts.postprocess_batch_list(p, batch_params, batch_number=n)
                 x_samples_ddim = batch_params.images
 
             def infotext(index=0, use_main_prompt=False):
-                return create_infotext(p, p.prompts, p.seeds, p.subseeds, use_main_prompt=use_main_prompt,
-                                       index=index, all_negative_prompts=p.negative_prompts)
+                return create_infotext(
+                    p,
+                    p.prompts,
+                    p.seeds,
+                    p.subseeds,
+                    use_main_prompt=use_main_prompt,
+                    index=index,
+                    all_negative_prompts=p.negative_prompts,
+                )
 
             for i, x_sample in enumerate(x_samples_ddim):
                 p.batch_index = i
@@ -678,12 +809,25 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
     cached_hr_uc: list = [None, None]
     cached_hr_c: list = [None, None]
 
-    def __init__(self, enable_hr: bool = False, denoising_strength: float = 0.75, firstphase_width: int = 0,
-                 firstphase_height: int = 0, hr_scale: float = 2.0, hr_upscaler: str | None = None,
-                 hr_second_pass_steps: int = 0, hr_resize_x: int = 0, hr_resize_y: int = 0,
-                 hr_checkpoint_name: str | None = None, hr_sampler_name: str | None = None,
-                 hr_scheduler: str | None = None, hr_prompt: str = "", hr_negative_prompt: str = "",
-                 force_task_id: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        enable_hr: bool = False,
+        denoising_strength: float = 0.75,
+        firstphase_width: int = 0,
+        firstphase_height: int = 0,
+        hr_scale: float = 2.0,
+        hr_upscaler: str | None = None,
+        hr_second_pass_steps: int = 0,
+        hr_resize_x: int = 0,
+        hr_resize_y: int = 0,
+        hr_checkpoint_name: str | None = None,
+        hr_sampler_name: str | None = None,
+        hr_scheduler: str | None = None,
+        hr_prompt: str = "",
+        hr_negative_prompt: str = "",
+        force_task_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.enable_hr = enable_hr
         self.firstphase_width = firstphase_width
         self.firstphase_height = firstphase_height
@@ -773,9 +917,11 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
             if self.hr_scheduler is None:
                 self.hr_scheduler = self.scheduler
 
-            self.latent_scale_mode = shared.latent_upscale_modes.get(self.hr_upscaler, None) \
-                if self.hr_upscaler is not None \
+            self.latent_scale_mode = (
+                shared.latent_upscale_modes.get(self.hr_upscaler, None)
+                if self.hr_upscaler is not None
                 else shared.latent_upscale_modes.get(shared.latent_upscale_default_mode, "nearest")
+            )
             if self.enable_hr and self.latent_scale_mode is None:
                 if not any(x.name == self.hr_upscaler for x in shared.sd_upscalers):
                     raise Exception(f"could not find upscaler named {self.hr_upscaler}")
@@ -801,11 +947,13 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
         x = self.rng.next()
 
         if self.scripts is not None:
-            self.scripts.process_before_every_sampling(p=self, x=x, noise=x, c=conditioning,
-                                                       uc=unconditional_conditioning)
+            self.scripts.process_before_every_sampling(
+                p=self, x=x, noise=x, c=conditioning, uc=unconditional_conditioning
+            )
 
-        samples = self.sampler.sample(self, x, conditioning, unconditional_conditioning,
-                                      image_conditioning=self.txt2img_image_conditioning(x))
+        samples = self.sampler.sample(
+            self, x, conditioning, unconditional_conditioning, image_conditioning=self.txt2img_image_conditioning(x)
+        )
         del x
 
         if not self.enable_hr:
@@ -827,9 +975,12 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
         target_height = self.hr_upscale_to_y
         f = latent_scale_factor()
 
-        samples = torch.nn.functional.interpolate(samples, size=(target_height // f, target_width // f),
-                                                  mode=self.latent_scale_mode["mode"],
-                                                  antialias=self.latent_scale_mode["antialias"])
+        samples = torch.nn.functional.interpolate(
+            samples,
+            size=(target_height // f, target_width // f),
+            mode=self.latent_scale_mode["mode"],
+            antialias=self.latent_scale_mode["antialias"],
+        )
         image_conditioning = self.txt2img_image_conditioning(samples)
 
         shared.state.nextjob()
@@ -838,12 +989,21 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
 
         self.sampler = sd_samplers.create_sampler(img2img_sampler_name, self.sd_model)
 
-        samples = samples[:, :, self.truncate_y // 2:samples.shape[2] - (self.truncate_y + 1) // 2,
-                          self.truncate_x // 2:samples.shape[3] - (self.truncate_x + 1) // 2]
+        samples = samples[
+            :,
+            :,
+            self.truncate_y // 2 : samples.shape[2] - (self.truncate_y + 1) // 2,
+            self.truncate_x // 2 : samples.shape[3] - (self.truncate_x + 1) // 2,
+        ]
 
-        self.rng = rng.ImageRNG(samples.shape[1:], self.seeds, subseeds=self.subseeds,
-                                subseed_strength=self.subseed_strength, seed_resize_from_h=self.seed_resize_from_h,
-                                seed_resize_from_w=self.seed_resize_from_w)
+        self.rng = rng.ImageRNG(
+            samples.shape[1:],
+            self.seeds,
+            subseeds=self.subseeds,
+            subseed_strength=self.subseed_strength,
+            seed_resize_from_h=self.seed_resize_from_h,
+            seed_resize_from_w=self.seed_resize_from_w,
+        )
         noise = self.rng.next()
 
         devices.torch_gc()
@@ -855,9 +1015,15 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
             self.scripts.before_hr(self)
             self.scripts.process_before_every_sampling(p=self, x=samples, noise=noise, c=self.hr_c, uc=self.hr_uc)
 
-        samples = self.sampler.sample_img2img(self, samples, noise, self.hr_c, self.hr_uc,
-                                              steps=self.hr_second_pass_steps or self.steps,
-                                              image_conditioning=image_conditioning)
+        samples = self.sampler.sample_img2img(
+            self,
+            samples,
+            noise,
+            self.hr_c,
+            self.hr_uc,
+            steps=self.hr_second_pass_steps or self.steps,
+            image_conditioning=image_conditioning,
+        )
 
         self.sampler = None
         devices.torch_gc()
@@ -891,10 +1057,10 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
             self.all_hr_negative_prompts = self.hr_negative_prompt
         else:
             self.all_hr_negative_prompts = self.batch_size * self.n_iter * [self.hr_negative_prompt]
-        self.all_hr_prompts = [shared.prompt_styles.apply_styles_to_prompt(x, self.styles)
-                               for x in self.all_hr_prompts]
-        self.all_hr_negative_prompts = [shared.prompt_styles.apply_negative_styles_to_prompt(x, self.styles)
-                                        for x in self.all_hr_negative_prompts]
+        self.all_hr_prompts = [shared.prompt_styles.apply_styles_to_prompt(x, self.styles) for x in self.all_hr_prompts]
+        self.all_hr_negative_prompts = [
+            shared.prompt_styles.apply_negative_styles_to_prompt(x, self.styles) for x in self.all_hr_negative_prompts
+        ]
 
     def calculate_hr_conds(self) -> None:
         """mirrors StableDiffusionProcessingTxt2Img.calculate_hr_conds: conds at the hires size, scheduled with
@@ -902,21 +1068,33 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
         if self.hr_c is not None:
             return
 
-        hr_prompts = prompt_parser.SdConditioning(self.hr_prompts, width=self.hr_upscale_to_x,
-                                                  height=self.hr_upscale_to_y)
-        hr_negative_prompts = prompt_parser.SdConditioning(self.hr_negative_prompts, width=self.hr_upscale_to_x,
-                                                           height=self.hr_upscale_to_y, is_negative_prompt=True)
+        hr_prompts = prompt_parser.SdConditioning(
+            self.hr_prompts, width=self.hr_upscale_to_x, height=self.hr_upscale_to_y
+        )
+        hr_negative_prompts = prompt_parser.SdConditioning(
+            self.hr_negative_prompts, width=self.hr_upscale_to_x, height=self.hr_upscale_to_y, is_negative_prompt=True
+        )
 
         sampler_config = sd_samplers.find_sampler_config(self.hr_sampler_name or self.sampler_name)
         steps = self.hr_second_pass_steps or self.steps
         total_steps = sampler_config.total_steps(steps) if sampler_config else steps
 
-        self.hr_uc = self.get_conds_with_caching(prompt_parser.get_learned_conditioning, hr_negative_prompts,
-                                                 self.firstpass_steps, [self.cached_hr_uc, self.cached_uc],
-                                                 self.hr_extra_network_data, total_steps)
-        self.hr_c = self.get_conds_with_caching(prompt_parser.get_multicond_learned_conditioning, hr_prompts,
-                                                self.firstpass_steps, [self.cached_hr_c, self.cached_c],
-                                                self.hr_extra_network_data, total_steps)
+        self.hr_uc = self.get_conds_with_caching(
+            prompt_parser.get_learned_conditioning,
+            hr_negative_prompts,
+            self.firstpass_steps,
+            [self.cached_hr_uc, self.cached_uc],
+            self.hr_extra_network_data,
+            total_steps,
+        )
+        self.hr_c = self.get_conds_with_caching(
+            prompt_parser.get_multicond_learned_conditioning,
+            hr_prompts,
+            self.firstpass_steps,
+            [self.cached_hr_c, self.cached_c],
+            self.hr_extra_network_data,
+            total_steps,
+        )
 
     def setup_conds(self) -> None:  # mirrors StableDiffusionProcessingTxt2Img.setup_conds
         if self.is_hr_pass:
@@ -937,10 +1115,12 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
     def parse_extra_network_prompts(self):  # mirrors StableDiffusionProcessingTxt2Img.parse_extra_network_prompts
         res = super().parse_extra_network_prompts()
         if self.enable_hr:
-            self.hr_prompts = self.all_hr_prompts[self.iteration * self.batch_size:(self.iteration + 1) *
-                                                  self.batch_size]
-            self.hr_negative_prompts = self.all_hr_negative_prompts[self.iteration * self.batch_size:
-                                                                    (self.iteration + 1) * self.batch_size]
+            self.hr_prompts = self.all_hr_prompts[
+                self.iteration * self.batch_size : (self.iteration + 1) * self.batch_size
+            ]
+            self.hr_negative_prompts = self.all_hr_negative_prompts[
+                self.iteration * self.batch_size : (self.iteration + 1) * self.batch_size
+            ]
             self.hr_extra_network_data = {}
         return res
 
@@ -949,12 +1129,26 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
     """mirrors processing.StableDiffusionProcessingImg2Img (no inpainting masks; init_images may be [3,H,W]
     float tensors in [0, 1], PIL images or HxWx3 uint8 arrays)."""
 
-    def __init__(self, init_images: list | None = None, resize_mode: int = 0, denoising_strength: float = 0.75,
-                 image_cfg_scale: float | None = None, mask=None, mask_blur_x: int = 4, mask_blur_y: int = 4,
-                 mask_blur: int | None = None, mask_round: bool = True, inpainting_fill: int = 0,
-                 inpaint_full_res: bool = True, inpaint_full_res_padding: int = 0, inpainting_mask_invert: int = 0,
-                 initial_noise_multiplier: float | None = None, latent_mask=None, force_task_id=None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        init_images: list | None = None,
+        resize_mode: int = 0,
+        denoising_strength: float = 0.75,
+        image_cfg_scale: float | None = None,
+        mask=None,
+        mask_blur_x: int = 4,
+        mask_blur_y: int = 4,
+        mask_blur: int | None = None,
+        mask_round: bool = True,
+        inpainting_fill: int = 0,
+        inpaint_full_res: bool = True,
+        inpaint_full_res_padding: int = 0,
+        inpainting_mask_invert: int = 0,
+        initial_noise_multiplier: float | None = None,
+        latent_mask=None,
+        force_task_id=None,
+        **kwargs: Any,
+    ) -> None:
         self.init_images = init_images
         self.resize_mode = resize_mode
         self.image_cfg_scale = image_cfg_scale
@@ -978,8 +1172,9 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
 
     def __post_init__(self) -> None:  # mirrors StableDiffusionProcessingImg2Img.__post_init__
         super().__post_init__()
-        self.initial_noise_multiplier = opts.initial_noise_multiplier if self.initial_noise_multiplier is None \
-            else self.initial_noise_multiplier
+        self.initial_noise_multiplier = (
+            opts.initial_noise_multiplier if self.initial_noise_multiplier is None else self.initial_noise_multiplier
+        )
 
     def _image_to_tensor(self, img) -> torch.Tensor:
         if isinstance(img, torch.Tensor):
@@ -990,8 +1185,9 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
             arr = np.array(img.convert("RGB") if hasattr(img, "convert") else img).astype(np.float32) / 255.0
             t = torch.from_numpy(np.moveaxis(arr, 2, 0))
         if tuple(t.shape[-2:]) != (self.height, self.width):
-            t = torch.nn.functional.interpolate(t[None], size=(self.height, self.width), mode="bilinear",
-                                                align_corners=False)[0]
+            t = torch.nn.functional.interpolate(
+                t[None], size=(self.height, self.width), mode="bilinear", align_corners=False
+            )[0]
         return t
 
     def init(self, all_prompts, all_seeds, all_subseeds) -> None:  # mirrors StableDiffusionProcessingImg2Img.init
@@ -1015,12 +1211,14 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
         if opts.sd_vae_encode_method != "Full":
             self.extra_generation_params["VAE Encoder"] = opts.sd_vae_encode_method
 
-        self.init_latent = images_tensor_to_samples(image, approximation_indexes.get(opts.sd_vae_encode_method),
-                                                    self.sd_model)
+        self.init_latent = images_tensor_to_samples(
+            image, approximation_indexes.get(opts.sd_vae_encode_method), self.sd_model
+        )
         devices.torch_gc()
 
-        self.image_conditioning = self.img2img_image_conditioning(image * 2 - 1, self.init_latent, None,
-                                                                  self.mask_round)
+        self.image_conditioning = self.img2img_image_conditioning(
+            image * 2 - 1, self.init_latent, None, self.mask_round
+        )
 
     def sample(self, conditioning, unconditional_conditioning, seeds, subseeds, subseed_strength, prompts):
         """mirrors StableDiffusionProcessingImg2Img.sample."""
@@ -1031,17 +1229,27 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
             x *= self.initial_noise_multiplier
 
         if self.scripts is not None:
-            self.scripts.process_before_every_sampling(p=self, x=self.init_latent, noise=x, c=conditioning,
-                                                       uc=unconditional_conditioning)
+            self.scripts.process_before_every_sampling(
+                p=self, x=self.init_latent, noise=x, c=conditioning, uc=unconditional_conditioning
+            )
 
-        samples = self.sampler.sample_img2img(self, self.init_latent, x, conditioning, unconditional_conditioning,
-                                              image_conditioning=self.image_conditioning)
+        samples = self.sampler.sample_img2img(
+            self,
+            self.init_latent,
+            x,
+            conditioning,
+            unconditional_conditioning,
+            image_conditioning=self.image_conditioning,
+        )
 
         del x
         devices.torch_gc()
         return samples
 
     def get_token_merging_ratio(self, for_hr: bool = False) -> float:
-        return self.token_merging_ratio or ("token_merging_ratio" in self.override_settings and
-                                            opts.token_merging_ratio) or opts.token_merging_ratio_img2img \
+        return (
+            self.token_merging_ratio
+            or ("token_merging_ratio" in self.override_settings and opts.token_merging_ratio)
+            or opts.token_merging_ratio_img2img
             or opts.token_merging_ratio
+        )

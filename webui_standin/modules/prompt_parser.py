@@ -159,8 +159,9 @@ def _render(nodes: list, step: int) -> str:
     return "".join(out)
 
 
-def get_learned_conditioning_prompt_schedules(prompts, base_steps: int, hires_steps: int | None = None,
-                                              use_old_scheduling: bool = False) -> list[list[list]]:
+def get_learned_conditioning_prompt_schedules(
+    prompts, base_steps: int, hires_steps: int | None = None, use_old_scheduling: bool = False
+) -> list[list[list]]:
     """mirrors prompt_parser.get_learned_conditioning_prompt_schedules.
 
     >>> g = lambda p: get_learned_conditioning_prompt_schedules([p], 10)[0]
@@ -209,8 +210,14 @@ ScheduledPromptConditioning = namedtuple("ScheduledPromptConditioning", ["end_at
 class SdConditioning(list):
     """mirrors prompt_parser.SdConditioning: a list of prompts plus the extra info SDXL needs to encode them."""
 
-    def __init__(self, prompts, is_negative_prompt: bool = False, width: int | None = None, height: int | None = None,
-                 copy_from=None) -> None:
+    def __init__(
+        self,
+        prompts,
+        is_negative_prompt: bool = False,
+        width: int | None = None,
+        height: int | None = None,
+        copy_from=None,
+    ) -> None:
         super().__init__()
         self.extend(prompts)
         if copy_from is None:
@@ -220,8 +227,13 @@ class SdConditioning(list):
         self.height = height or getattr(copy_from, "height", None)
 
 
-def get_learned_conditioning(model, prompts: SdConditioning | list[str], steps: int, hires_steps: int | None = None,
-                             use_old_scheduling: bool = False) -> list[list[ScheduledPromptConditioning]]:
+def get_learned_conditioning(
+    model,
+    prompts: SdConditioning | list[str],
+    steps: int,
+    hires_steps: int | None = None,
+    use_old_scheduling: bool = False,
+) -> list[list[ScheduledPromptConditioning]]:
     """mirrors prompt_parser.get_learned_conditioning: one schedule (list of ScheduledPromptConditioning) per prompt;
     all texts of one prompt's schedule are encoded in one model.get_learned_conditioning call."""
     res = []
@@ -289,8 +301,9 @@ class MulticondLearnedConditioning:
         self.batch = batch
 
 
-def get_multicond_learned_conditioning(model, prompts, steps: int, hires_steps: int | None = None,
-                                       use_old_scheduling: bool = False) -> MulticondLearnedConditioning:
+def get_multicond_learned_conditioning(
+    model, prompts, steps: int, hires_steps: int | None = None, use_old_scheduling: bool = False
+) -> MulticondLearnedConditioning:
     """mirrors prompt_parser.get_multicond_learned_conditioning"""
     res_indexes, prompt_flat_list, _prompt_indexes = get_multicond_prompt_list(prompts)
     learned_conditioning = get_learned_conditioning(model, prompt_flat_list, steps, hires_steps, use_old_scheduling)
@@ -373,9 +386,12 @@ def reconstruct_multicond_batch(c: MulticondLearnedConditioning, current_step: i
     return conds_list, stacked
 
 
-re_attention = re.compile(r"""
+re_attention = re.compile(
+    r"""
 \\\(|\\\)|\\\[|\\]|\\\\|\\|\(|\[|:\s*([+-]?[.\d]+)\s*\)|\)|]|[^\\()\[\]:]+|:
-""", re.X)
+""",
+    re.X,
+)
 re_break = re.compile(r"\s*\bBREAK\b\s*", re.S)
 
 

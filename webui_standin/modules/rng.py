@@ -18,8 +18,15 @@ class ImageRNG:
     """mirrors modules/rng.py ImageRNG: first() gives each image's initial noise from its own seed; next() continues
     each image's generator (used for sampler noise through TorchHijack)."""
 
-    def __init__(self, shape, seeds, subseeds=None, subseed_strength: float = 0.0, seed_resize_from_h: int = 0,
-                 seed_resize_from_w: int = 0) -> None:
+    def __init__(
+        self,
+        shape,
+        seeds,
+        subseeds=None,
+        subseed_strength: float = 0.0,
+        seed_resize_from_h: int = 0,
+        seed_resize_from_w: int = 0,
+    ) -> None:
         self.shape = tuple(map(int, shape))
         self.seeds = seeds
         self.subseeds = subseeds

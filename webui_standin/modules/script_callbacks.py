@@ -23,8 +23,9 @@ class ScriptCallback:
 class CFGDenoiserParams:
     """mirrors modules/script_callbacks.py CFGDenoiserParams."""
 
-    def __init__(self, x, image_cond, sigma, sampling_step, total_sampling_steps, text_cond, text_uncond,
-                 denoiser=None) -> None:
+    def __init__(
+        self, x, image_cond, sigma, sampling_step, total_sampling_steps, text_cond, text_uncond, denoiser=None
+    ) -> None:
         self.x = x
         """Latent image representation in the process of being denoised"""
         self.image_cond = image_cond
@@ -72,9 +73,26 @@ class ExtraNoiseParams:
 
 
 _CATEGORIES = [
-    "app_started", "model_loaded", "ui_tabs", "ui_train_tabs", "ui_settings", "before_image_saved", "image_saved",
-    "extra_noise", "cfg_denoiser", "cfg_denoised", "cfg_after_cfg", "before_component", "after_component",
-    "image_grid", "infotext_pasted", "script_unloaded", "before_ui", "on_reload", "list_optimizers", "list_unets",
+    "app_started",
+    "model_loaded",
+    "ui_tabs",
+    "ui_train_tabs",
+    "ui_settings",
+    "before_image_saved",
+    "image_saved",
+    "extra_noise",
+    "cfg_denoiser",
+    "cfg_denoised",
+    "cfg_after_cfg",
+    "before_component",
+    "after_component",
+    "image_grid",
+    "infotext_pasted",
+    "script_unloaded",
+    "before_ui",
+    "on_reload",
+    "list_optimizers",
+    "list_unets",
     "before_token_counter",
 ]
 callback_map: dict[str, list[ScriptCallback]] = {f"callbacks_{c}": [] for c in _CATEGORIES}
@@ -94,8 +112,14 @@ def _caller_filename() -> str:
     return stack[0].filename if stack else "unknown file"
 
 
-def add_callback(callbacks: list[ScriptCallback], fun: Callable, *, name: str | None = None, category: str = "unknown",
-                 filename: str | None = None) -> None:
+def add_callback(
+    callbacks: list[ScriptCallback],
+    fun: Callable,
+    *,
+    name: str | None = None,
+    category: str = "unknown",
+    filename: str | None = None,
+) -> None:
     """mirrors script_callbacks.add_callback: names the callback '<extension>/<file>/<category>[/<name>]'."""
     if filename is None:
         filename = _caller_filename()
@@ -126,8 +150,9 @@ def sort_callbacks(category: str, unordered_callbacks: list[ScriptCallback], *, 
     return callbacks
 
 
-def ordered_callbacks(category: str, unordered_callbacks: list[ScriptCallback] | None = None, *,
-                      enable_user_sort: bool = True) -> list[ScriptCallback]:
+def ordered_callbacks(
+    category: str, unordered_callbacks: list[ScriptCallback] | None = None, *, enable_user_sort: bool = True
+) -> list[ScriptCallback]:
     """mirrors script_callbacks.ordered_callbacks (including its length-keyed cache)."""
     if unordered_callbacks is None:
         unordered_callbacks = callback_map.get("callbacks_" + category, [])
@@ -246,8 +271,9 @@ def remove_callbacks_for_function(callback_func: Callable) -> None:  # mirrors s
 
 
 def _register(category: str, callback: Callable, name: str | None) -> None:
-    add_callback(callback_map["callbacks_" + category], callback, name=name, category=category,
-                 filename=_caller_filename())
+    add_callback(
+        callback_map["callbacks_" + category], callback, name=name, category=category, filename=_caller_filename()
+    )
 
 
 def on_app_started(callback: Callable, *, name: str | None = None) -> None:  # mirrors script_callbacks.on_app_started

@@ -329,8 +329,9 @@ class ScriptRunner:
             if choices is not None:
                 arg_info.choices = [x[0] if isinstance(x, tuple) else x for x in choices]
             api_args.append(arg_info)
-        script.api_info = api_models.ScriptInfo(name=script.name, is_img2img=script.is_img2img,
-                                                is_alwayson=script.alwayson, args=api_args)
+        script.api_info = api_models.ScriptInfo(
+            name=script.name, is_img2img=script.is_img2img, is_alwayson=script.alwayson, args=api_args
+        )
         if script.infotext_fields is not None:
             self.infotext_fields += script.infotext_fields
         if script.paste_field_names is not None:
@@ -359,13 +360,16 @@ class ScriptRunner:
         and the selectable scripts."""
         all_titles = [wrap_call(script.title, script.filename, "title") or script.filename for script in self.scripts]
         self.title_map = {title.lower(): script for title, script in zip(all_titles, self.scripts, strict=True)}
-        self.titles = [wrap_call(script.title, script.filename, "title") or f"{script.filename} [error]"
-                       for script in self.selectable_scripts]
+        self.titles = [
+            wrap_call(script.title, script.filename, "title") or f"{script.filename} [error]"
+            for script in self.selectable_scripts
+        ]
 
         self.setup_ui_for_section(None)
 
-        dropdown = gr.Dropdown(label="Script", elem_id="script_list", choices=["None"] + self.titles, value="None",
-                               type="index")
+        dropdown = gr.Dropdown(
+            label="Script", elem_id="script_list", choices=["None"] + self.titles, value="None", type="index"
+        )
         self.inputs[0] = dropdown
 
         self.setup_ui_for_section(None, self.selectable_scripts)
@@ -381,7 +385,7 @@ class ScriptRunner:
         script = self.selectable_scripts[script_index - 1]
         if script is None:
             return None
-        script_args = args[script.args_from:script.args_to]
+        script_args = args[script.args_from : script.args_to]
         processed = script.run(p, *script_args)
         shared.total_tqdm.clear()
         return processed
@@ -389,7 +393,7 @@ class ScriptRunner:
     def _run_alwayson(self, hook: str, p, *pre_args, **kwargs) -> None:
         for script in self.alwayson_scripts:
             try:
-                script_args = p.script_args[script.args_from:script.args_to]
+                script_args = p.script_args[script.args_from : script.args_to]
                 getattr(script, hook)(p, *pre_args, *script_args, **kwargs)
             except Exception:
                 errors.report(f"Error running {hook}: {script.filename}", exc_info=True)
@@ -418,7 +422,7 @@ class ScriptRunner:
     def postprocess_batch(self, p, images, **kwargs) -> None:  # mirrors ScriptRunner.postprocess_batch
         for script in self.alwayson_scripts:
             try:
-                script_args = p.script_args[script.args_from:script.args_to]
+                script_args = p.script_args[script.args_from : script.args_to]
                 script.postprocess_batch(p, *script_args, images=images, **kwargs)
             except Exception:
                 errors.report(f"Error running postprocess_batch: {script.filename}", exc_info=True)
@@ -443,7 +447,7 @@ class ScriptRunner:
             if not is_ui and script.setup_for_ui_only:
                 continue
             try:
-                script_args = p.script_args[script.args_from:script.args_to]
+                script_args = p.script_args[script.args_from : script.args_to]
                 script.setup(p, *script_args)
             except Exception:
                 errors.report(f"Error running setup: {script.filename}", exc_info=True)
@@ -462,7 +466,7 @@ class ScriptRunner:
                     args[index] = value
                     return args
                 elif isinstance(args, tuple):
-                    return args[:index] + (value,) + args[index + 1:]
+                    return args[:index] + (value,) + args[index + 1 :]
                 else:
                     return None
         return None

@@ -63,7 +63,7 @@ def get_sampler_and_scheduler(sampler_name, scheduler_name, *, convert_automatic
             for name_option in name_options:
                 if name.endswith(" " + name_option):
                     found_scheduler = scheduler
-                    name = name[0:-(len(name_option) + 1)]
+                    name = name[0 : -(len(name_option) + 1)]
                     break
         sampler = all_samplers_map.get(name, None)
         if sampler is None:
@@ -78,8 +78,10 @@ def fix_p_invalid_sampler_and_scheduler(p) -> None:  # mirrors sd_samplers.fix_p
     i_sampler_name, i_scheduler = p.sampler_name, p.scheduler
     p.sampler_name, p.scheduler = get_sampler_and_scheduler(p.sampler_name, p.scheduler, convert_automatic=False)
     if p.sampler_name != i_sampler_name or i_scheduler != p.scheduler:
-        logging.warning(f'Sampler Scheduler autocorrection: "{i_sampler_name}" -> "{p.sampler_name}", '
-                        f'"{i_scheduler}" -> "{p.scheduler}"')
+        logging.warning(
+            f'Sampler Scheduler autocorrection: "{i_sampler_name}" -> "{p.sampler_name}", '
+            f'"{i_scheduler}" -> "{p.scheduler}"'
+        )
 
 
 set_samplers()

@@ -70,7 +70,7 @@ class CFGDenoiser(torch.nn.Module):
         raise NotImplementedError()
 
     def combine_denoised(self, x_out, conds_list, uncond, cond_scale):  # mirrors CFGDenoiser.combine_denoised
-        denoised_uncond = x_out[-uncond.shape[0]:]
+        denoised_uncond = x_out[-uncond.shape[0] :]
         denoised = torch.clone(denoised_uncond)
         for i, conds in enumerate(conds_list):
             for cond_index, weight in conds:
@@ -112,7 +112,7 @@ class CFGDenoiser(torch.nn.Module):
             uncond_vec = torch.hstack([uncond_vec, last_vector_repeated])
             self.padded_cond_uncond_v0 = True
         elif uncond_vec.shape[1] > cond.shape[1]:
-            uncond_vec = uncond_vec[:, :cond.shape[1]]
+            uncond_vec = uncond_vec[:, : cond.shape[1]]
             self.padded_cond_uncond_v0 = True
         if is_dict_cond:
             uncond["crossattn"] = uncond_vec
@@ -130,22 +130,27 @@ class CFGDenoiser(torch.nn.Module):
             uncond = self.sampler.sampler_extra_args["uncond"]
 
         # at image_cfg_scale == 1.0 an edit model samples like a normal one, so AND stays supported
-        is_edit_model = shared.sd_model.cond_stage_key == "edit" and self.image_cfg_scale is not None \
+        is_edit_model = (
+            shared.sd_model.cond_stage_key == "edit"
+            and self.image_cfg_scale is not None
             and self.image_cfg_scale != 1.0
+        )
 
         conds_list, tensor = prompt_parser.reconstruct_multicond_batch(cond, self.step)
         uncond = prompt_parser.reconstruct_cond_batch(uncond, self.step)
 
-        assert not is_edit_model or all(len(conds) == 1 for conds in conds_list), \
+        assert not is_edit_model or all(len(conds) == 1 for conds in conds_list), (
             "AND is not supported for InstructPix2Pix checkpoint (unless using Image CFG scale = 1.0)"
+        )
 
         def apply_blend(current_latent):
             blended_latent = current_latent * self.nmask + self.init_latent * self.mask
             if self.p.scripts is not None:
                 from modules import scripts
 
-                mba = scripts.MaskBlendArgs(current_latent, self.nmask, self.init_latent, self.mask, blended_latent,
-                                            denoiser=self, sigma=sigma)
+                mba = scripts.MaskBlendArgs(
+                    current_latent, self.nmask, self.init_latent, self.mask, blended_latent, denoiser=self, sigma=sigma
+                )
                 self.p.scripts.on_mask_blend(self.p, mba)
                 blended_latent = mba.blended_latent
             return blended_latent
@@ -164,9 +169,11 @@ class CFGDenoiser(torch.nn.Module):
         else:
             image_uncond = image_cond
             if isinstance(uncond, dict):
+
                 def make_condition_dict(c_crossattn, c_concat):
                     return {**c_crossattn, "c_concat": [c_concat]}
             else:
+
                 def make_condition_dict(c_crossattn, c_concat):
                     return {"c_crossattn": [c_crossattn], "c_concat": [c_concat]}
 
@@ -182,8 +189,9 @@ class CFGDenoiser(torch.nn.Module):
             sigma_in = torch.cat(rep(sigma) + [sigma] + [sigma])
             image_cond_in = torch.cat(rep(image_cond) + [image_uncond] + [torch.zeros_like(self.init_latent)])
 
-        denoiser_params = CFGDenoiserParams(x_in, image_cond_in, sigma_in, state.sampling_step, state.sampling_steps,
-                                            tensor, uncond, self)
+        denoiser_params = CFGDenoiserParams(
+            x_in, image_cond_in, sigma_in, state.sampling_step, state.sampling_steps, tensor, uncond, self
+        )
         cfg_denoiser_callback(denoiser_params)
         x_in = denoiser_params.x
         image_cond_in = denoiser_params.image_cond
@@ -195,8 +203,12 @@ class CFGDenoiser(torch.nn.Module):
         if shared.opts.skip_early_cond != 0.0 and self.step / self.total_steps <= shared.opts.skip_early_cond:
             skip_uncond = True
             self.p.extra_generation_params["Skip Early CFG"] = shared.opts.skip_early_cond
-        elif (self.step % 2 or shared.opts.s_min_uncond_all) and s_min_uncond > 0 and sigma[0] < s_min_uncond \
-                and not is_edit_model:
+        elif (
+            (self.step % 2 or shared.opts.s_min_uncond_all)
+            and s_min_uncond > 0
+            and sigma[0] < s_min_uncond
+            and not is_edit_model
+        ):
             skip_uncond = True
             self.p.extra_generation_params["NGMS"] = s_min_uncond
             if shared.opts.s_min_uncond_all:
@@ -229,8 +241,10 @@ class CFGDenoiser(torch.nn.Module):
                     a = batch_offset
                     b = a + batch_size
                     x_out[a:b] = self.inner_model(
-                        x_in[a:b], sigma_in[a:b],
-                        cond=make_condition_dict(subscript_cond(cond_in, a, b), image_cond_in[a:b]))
+                        x_in[a:b],
+                        sigma_in[a:b],
+                        cond=make_condition_dict(subscript_cond(cond_in, a, b), image_cond_in[a:b]),
+                    )
         else:
             x_out = torch.zeros_like(x_in)
             batch_size = batch_size * 2 if shared.opts.batch_cond_uncond else batch_size
@@ -241,23 +255,25 @@ class CFGDenoiser(torch.nn.Module):
                     c_crossattn = subscript_cond(tensor, a, b)
                 else:
                     c_crossattn = torch.cat([tensor[a:b]], uncond)
-                x_out[a:b] = self.inner_model(x_in[a:b], sigma_in[a:b],
-                                              cond=make_condition_dict(c_crossattn, image_cond_in[a:b]))
+                x_out[a:b] = self.inner_model(
+                    x_in[a:b], sigma_in[a:b], cond=make_condition_dict(c_crossattn, image_cond_in[a:b])
+                )
             if not skip_uncond:
                 n_unc = uncond.shape[0]
-                x_out[-n_unc:] = self.inner_model(x_in[-n_unc:], sigma_in[-n_unc:],
-                                                  cond=make_condition_dict(uncond, image_cond_in[-n_unc:]))
+                x_out[-n_unc:] = self.inner_model(
+                    x_in[-n_unc:], sigma_in[-n_unc:], cond=make_condition_dict(uncond, image_cond_in[-n_unc:])
+                )
 
         denoised_image_indexes = [x[0][0] for x in conds_list]
         if skip_uncond:
-            fake_uncond = torch.cat([x_out[i:i + 1] for i in denoised_image_indexes])
+            fake_uncond = torch.cat([x_out[i : i + 1] for i in denoised_image_indexes])
             x_out = torch.cat([x_out, fake_uncond])  # the cond result stands in for the skipped uncond one
 
         denoised_params = CFGDenoisedParams(x_out, state.sampling_step, state.sampling_steps, self.inner_model)
         cfg_denoised_callback(denoised_params)
 
         if self.need_last_noise_uncond:
-            self.last_noise_uncond = torch.clone(x_out[-uncond.shape[0]:])
+            self.last_noise_uncond = torch.clone(x_out[-uncond.shape[0] :])
 
         if is_edit_model:
             denoised = self.combine_denoised_for_edit_model(x_out, cond_scale * self.cond_scale_miltiplier)
@@ -269,16 +285,22 @@ class CFGDenoiser(torch.nn.Module):
         if not self.mask_before_denoising and self.mask is not None:
             denoised = apply_blend(denoised)
 
-        self.sampler.last_latent = self.get_pred_x0(torch.cat([x_in[i:i + 1] for i in denoised_image_indexes]),
-                                                    torch.cat([x_out[i:i + 1] for i in denoised_image_indexes]), sigma)
+        self.sampler.last_latent = self.get_pred_x0(
+            torch.cat([x_in[i : i + 1] for i in denoised_image_indexes]),
+            torch.cat([x_out[i : i + 1] for i in denoised_image_indexes]),
+            sigma,
+        )
 
         if opts.live_preview_content == "Prompt":
             preview = self.sampler.last_latent
         elif opts.live_preview_content == "Negative prompt":
-            preview = self.get_pred_x0(x_in[-uncond.shape[0]:], x_out[-uncond.shape[0]:], sigma)
+            preview = self.get_pred_x0(x_in[-uncond.shape[0] :], x_out[-uncond.shape[0] :], sigma)
         else:
-            preview = self.get_pred_x0(torch.cat([x_in[i:i + 1] for i in denoised_image_indexes]),
-                                       torch.cat([denoised[i:i + 1] for i in denoised_image_indexes]), sigma)
+            preview = self.get_pred_x0(
+                torch.cat([x_in[i : i + 1] for i in denoised_image_indexes]),
+                torch.cat([denoised[i : i + 1] for i in denoised_image_indexes]),
+                sigma,
+            )
         sd_samplers_common.store_latent(preview)
 
         after_cfg_callback_params = AfterCFGCallbackParams(denoised, state.sampling_step, state.sampling_steps)

@@ -57,9 +57,9 @@ def images_tensor_to_samples(image: torch.Tensor, approximation: int | None = No
     image = image.to(shared.device, dtype=devices.dtype_vae)
     image = image * 2 - 1
     if len(image) > 1:
-        return torch.stack([
-            model.get_first_stage_encoding(model.encode_first_stage(torch.unsqueeze(img, 0)))[0] for img in image
-        ])
+        return torch.stack(
+            [model.get_first_stage_encoding(model.encode_first_stage(torch.unsqueeze(img, 0)))[0] for img in image]
+        )
     return model.get_first_stage_encoding(model.encode_first_stage(image))
 
 
@@ -230,14 +230,15 @@ class Sampler:
         from k_diffusion.sampling import BrownianTreeNoiseSampler
 
         sigma_min, sigma_max = sigmas[sigmas > 0].min(), sigmas.max()
-        current_iter_seeds = p.all_seeds[p.iteration * p.batch_size:(p.iteration + 1) * p.batch_size]
+        current_iter_seeds = p.all_seeds[p.iteration * p.batch_size : (p.iteration + 1) * p.batch_size]
         return BrownianTreeNoiseSampler(x, sigma_min, sigma_max, seed=current_iter_seeds)
 
     def sample(self, p, x, conditioning, unconditional_conditioning, steps=None, image_conditioning=None):
         raise NotImplementedError()
 
-    def sample_img2img(self, p, x, noise, conditioning, unconditional_conditioning, steps=None,
-                       image_conditioning=None):
+    def sample_img2img(
+        self, p, x, noise, conditioning, unconditional_conditioning, steps=None, image_conditioning=None
+    ):
         raise NotImplementedError()
 
     def add_infotext(self, p) -> None:  # mirrors Sampler.add_infotext

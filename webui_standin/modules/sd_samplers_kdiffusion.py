@@ -14,23 +14,40 @@ from modules.shared import opts
 
 samplers_k_diffusion = [  # mirrors sd_samplers_kdiffusion.samplers_k_diffusion (v1.10.1 names and options)
     ("DPM++ 2M", "sample_dpmpp_2m", ["k_dpmpp_2m"], {"scheduler": "karras"}),
-    ("DPM++ SDE", "sample_dpmpp_sde", ["k_dpmpp_sde"], {"scheduler": "karras", "second_order": True,
-                                                        "brownian_noise": True}),
-    ("DPM++ 2S a", "sample_dpmpp_2s_ancestral", ["k_dpmpp_2s_a"], {"scheduler": "karras", "uses_ensd": True,
-                                                                   "second_order": True}),
+    (
+        "DPM++ SDE",
+        "sample_dpmpp_sde",
+        ["k_dpmpp_sde"],
+        {"scheduler": "karras", "second_order": True, "brownian_noise": True},
+    ),
+    (
+        "DPM++ 2S a",
+        "sample_dpmpp_2s_ancestral",
+        ["k_dpmpp_2s_a"],
+        {"scheduler": "karras", "uses_ensd": True, "second_order": True},
+    ),
     ("Euler a", "sample_euler_ancestral", ["k_euler_a", "k_euler_ancestral"], {"uses_ensd": True}),
     ("Euler", "sample_euler", ["k_euler"], {}),
     ("LMS", "sample_lms", ["k_lms"], {}),
     ("Heun", "sample_heun", ["k_heun"], {"second_order": True}),
-    ("DPM2", "sample_dpm_2", ["k_dpm_2"], {"scheduler": "karras", "discard_next_to_last_sigma": True,
-                                           "second_order": True}),
-    ("DPM2 a", "sample_dpm_2_ancestral", ["k_dpm_2_a"], {"scheduler": "karras", "discard_next_to_last_sigma": True,
-                                                         "uses_ensd": True, "second_order": True}),
+    (
+        "DPM2",
+        "sample_dpm_2",
+        ["k_dpm_2"],
+        {"scheduler": "karras", "discard_next_to_last_sigma": True, "second_order": True},
+    ),
+    (
+        "DPM2 a",
+        "sample_dpm_2_ancestral",
+        ["k_dpm_2_a"],
+        {"scheduler": "karras", "discard_next_to_last_sigma": True, "uses_ensd": True, "second_order": True},
+    ),
 ]
 
 samplers_data_k_diffusion = [
-    sd_samplers_common.SamplerData(label, lambda model, funcname=funcname: KDiffusionSampler(funcname, model),
-                                   aliases, options)
+    sd_samplers_common.SamplerData(
+        label, lambda model, funcname=funcname: KDiffusionSampler(funcname, model), aliases, options
+    )
     for label, funcname, aliases, options in samplers_k_diffusion
     if callable(funcname) or hasattr(k_diffusion.sampling, funcname)
 ]
@@ -51,8 +68,11 @@ class CFGDenoiserKDiffusion(sd_samplers_cfg_denoiser.CFGDenoiser):
     @property
     def inner_model(self):
         if self.model_wrap is None:
-            denoiser = k_diffusion.external.CompVisVDenoiser if shared.sd_model.parameterization == "v" \
+            denoiser = (
+                k_diffusion.external.CompVisVDenoiser
+                if shared.sd_model.parameterization == "v"
                 else k_diffusion.external.CompVisDenoiser
+            )
             self.model_wrap = denoiser(shared.sd_model, quantize=shared.opts.enable_quantization)
         return self.model_wrap
 
@@ -71,8 +91,9 @@ class KDiffusionSampler(sd_samplers_common.Sampler):
     def get_sigmas(self, p, steps: int) -> torch.Tensor:
         """mirrors KDiffusionSampler.get_sigmas: p.scheduler ('Automatic' -> the sampler's default) or the hires
         scheduler in the hires pass; discard_next_to_last_sigma adds one step and drops the penultimate sigma."""
-        discard_next_to_last_sigma = self.config is not None and \
-            self.config.options.get("discard_next_to_last_sigma", False)
+        discard_next_to_last_sigma = self.config is not None and self.config.options.get(
+            "discard_next_to_last_sigma", False
+        )
         if opts.always_discard_next_to_last_sigma and not discard_next_to_last_sigma:
             discard_next_to_last_sigma = True
             p.extra_generation_params["Discard penultimate sigma"] = True
@@ -119,14 +140,15 @@ class KDiffusionSampler(sd_samplers_common.Sampler):
 
         return sigmas.cpu()
 
-    def sample_img2img(self, p, x, noise, conditioning, unconditional_conditioning, steps=None,
-                       image_conditioning=None):
+    def sample_img2img(
+        self, p, x, noise, conditioning, unconditional_conditioning, steps=None, image_conditioning=None
+    ):
         """mirrors KDiffusionSampler.sample_img2img: samples along the tail sigmas[steps - t_enc - 1:] of the full
         schedule (t_enc + 1 steps), starting from x + noise * that tail's first sigma."""
         steps, t_enc = sd_samplers_common.setup_img2img_steps(p, steps)
 
         sigmas = self.get_sigmas(p, steps)
-        sigma_sched = sigmas[steps - t_enc - 1:]
+        sigma_sched = sigmas[steps - t_enc - 1 :]
 
         if hasattr(shared.sd_model, "add_noise_to_latent"):
             xi = shared.sd_model.add_noise_to_latent(x, noise, sigma_sched[0])
@@ -171,9 +193,17 @@ class KDiffusionSampler(sd_samplers_common.Sampler):
             "s_min_uncond": self.s_min_uncond,
         }
 
-        samples = self.launch_sampling(t_enc + 1, lambda: self.func(
-            self.model_wrap_cfg, xi, extra_args=self.sampler_extra_args, disable=False, callback=self.callback_state,
-            **extra_params_kwargs))
+        samples = self.launch_sampling(
+            t_enc + 1,
+            lambda: self.func(
+                self.model_wrap_cfg,
+                xi,
+                extra_args=self.sampler_extra_args,
+                disable=False,
+                callback=self.callback_state,
+                **extra_params_kwargs,
+            ),
+        )
 
         self.add_infotext(p)
         return samples
@@ -217,9 +247,17 @@ class KDiffusionSampler(sd_samplers_common.Sampler):
             "s_min_uncond": self.s_min_uncond,
         }
 
-        samples = self.launch_sampling(steps, lambda: self.func(
-            self.model_wrap_cfg, x, extra_args=self.sampler_extra_args, disable=False, callback=self.callback_state,
-            **extra_params_kwargs))
+        samples = self.launch_sampling(
+            steps,
+            lambda: self.func(
+                self.model_wrap_cfg,
+                x,
+                extra_args=self.sampler_extra_args,
+                disable=False,
+                callback=self.callback_state,
+                **extra_params_kwargs,
+            ),
+        )
 
         self.add_infotext(p)
         return samples

@@ -17,8 +17,9 @@ samplers_timesteps = [  # mirrors sd_samplers_timesteps.samplers_timesteps (UniP
 ]
 
 samplers_data_timesteps = [
-    sd_samplers_common.SamplerData(label, lambda model, funcname=funcname: CompVisSampler(funcname, model),
-                                   aliases, options)
+    sd_samplers_common.SamplerData(
+        label, lambda model, funcname=funcname: CompVisSampler(funcname, model), aliases, options
+    )
     for label, funcname, aliases, options in samplers_timesteps
 ]
 
@@ -67,8 +68,9 @@ class CFGDenoiserTimesteps(CFGDenoiser):
     @property
     def inner_model(self):
         if self.model_wrap is None:
-            denoiser = CompVisTimestepsVDenoiser if shared.sd_model.parameterization == "v" \
-                else CompVisTimestepsDenoiser
+            denoiser = (
+                CompVisTimestepsVDenoiser if shared.sd_model.parameterization == "v" else CompVisTimestepsDenoiser
+            )
             self.model_wrap = denoiser(shared.sd_model)
         return self.model_wrap
 
@@ -86,16 +88,18 @@ class CompVisSampler(sd_samplers_common.Sampler):
 
     def get_timesteps(self, p, steps: int) -> torch.Tensor:
         """mirrors CompVisSampler.get_timesteps: [1, 1 + 1000//steps, ...] clipped to 999."""
-        discard_next_to_last_sigma = self.config is not None and \
-            self.config.options.get("discard_next_to_last_sigma", False)
+        discard_next_to_last_sigma = self.config is not None and self.config.options.get(
+            "discard_next_to_last_sigma", False
+        )
         if opts.always_discard_next_to_last_sigma and not discard_next_to_last_sigma:
             discard_next_to_last_sigma = True
             p.extra_generation_params["Discard penultimate sigma"] = True
         steps += 1 if discard_next_to_last_sigma else 0
         return torch.clip(torch.asarray(list(range(0, 1000, 1000 // steps)), device=devices.device) + 1, 0, 999)
 
-    def sample_img2img(self, p, x, noise, conditioning, unconditional_conditioning, steps=None,
-                       image_conditioning=None):
+    def sample_img2img(
+        self, p, x, noise, conditioning, unconditional_conditioning, steps=None, image_conditioning=None
+    ):
         """mirrors CompVisSampler.sample_img2img."""
         steps, t_enc = sd_samplers_common.setup_img2img_steps(p, steps)
 
@@ -133,9 +137,17 @@ class CompVisSampler(sd_samplers_common.Sampler):
             "s_min_uncond": self.s_min_uncond,
         }
 
-        samples = self.launch_sampling(t_enc + 1, lambda: self.func(
-            self.model_wrap_cfg, xi, extra_args=self.sampler_extra_args, disable=False, callback=self.callback_state,
-            **extra_params_kwargs))
+        samples = self.launch_sampling(
+            t_enc + 1,
+            lambda: self.func(
+                self.model_wrap_cfg,
+                xi,
+                extra_args=self.sampler_extra_args,
+                disable=False,
+                callback=self.callback_state,
+                **extra_params_kwargs,
+            ),
+        )
 
         self.add_infotext(p)
         return samples
@@ -159,9 +171,17 @@ class CompVisSampler(sd_samplers_common.Sampler):
             "cond_scale": p.cfg_scale,
             "s_min_uncond": self.s_min_uncond,
         }
-        samples = self.launch_sampling(steps, lambda: self.func(
-            self.model_wrap_cfg, x, extra_args=self.sampler_extra_args, disable=False, callback=self.callback_state,
-            **extra_params_kwargs))
+        samples = self.launch_sampling(
+            steps,
+            lambda: self.func(
+                self.model_wrap_cfg,
+                x,
+                extra_args=self.sampler_extra_args,
+                disable=False,
+                callback=self.callback_state,
+                **extra_params_kwargs,
+            ),
+        )
 
         self.add_infotext(p)
         return samples

@@ -15,8 +15,9 @@ def ddim(model, x, timesteps, extra_args=None, callback=None, disable=None, eta=
     alphas = alphas_cumprod[timesteps]
     alphas_prev = alphas_cumprod[torch.nn.functional.pad(timesteps[:-1], pad=(1, 0))].to(torch.float64)
     sqrt_one_minus_alphas = torch.sqrt(1 - alphas)
-    sigmas = eta * np.sqrt((1 - alphas_prev.cpu().numpy()) / (1 - alphas.cpu()) *
-                           (1 - alphas.cpu() / alphas_prev.cpu().numpy()))
+    sigmas = eta * np.sqrt(
+        (1 - alphas_prev.cpu().numpy()) / (1 - alphas.cpu()) * (1 - alphas.cpu() / alphas_prev.cpu().numpy())
+    )
 
     extra_args = {} if extra_args is None else extra_args
     s_in = x.new_ones(x.shape[0])

@@ -43,4 +43,3 @@ schedulers: list[Scheduler] = [
 ]
 schedulers_map: dict[str, Scheduler] = {**{x.name: x for x in schedulers}, **{x.label: x for x in schedulers}}
 """mirrors sd_schedulers.schedulers_map (keys: names and labels)"""
-

@@ -10,8 +10,15 @@ from modules import devices
 from modules.options import OptionHTML, OptionInfo, Options, options_section  # noqa: F401  (re-exported like the WebUI)
 
 cmd_opts = types.SimpleNamespace(
-    hide_ui_dir_config=True, no_prompt_history=True, api=True, nowebui=False, disable_nan_check=True,
-    lowvram=False, medvram=False, embeddings_dir="", disable_extension_access=False,
+    hide_ui_dir_config=True,
+    no_prompt_history=True,
+    api=True,
+    nowebui=False,
+    disable_nan_check=True,
+    lowvram=False,
+    medvram=False,
+    embeddings_dir="",
+    disable_extension_access=False,
 )
 """mirrors modules/shared.py cmd_opts (the parsed command line) with the values a test run needs."""
 
@@ -88,8 +95,9 @@ def _default_options() -> dict[str, OptionInfo]:
         "sigma_max": o(0.0, "sigma max", infotext="Schedule max sigma"),
         "rho": o(0.0, "rho", infotext="Schedule rho"),
         "eta_noise_seed_delta": o(0, "Eta noise seed delta", infotext="ENSD"),
-        "always_discard_next_to_last_sigma": o(False, "Always discard next-to-last sigma",
-                                               infotext="Discard penultimate sigma"),
+        "always_discard_next_to_last_sigma": o(
+            False, "Always discard next-to-last sigma", infotext="Discard penultimate sigma"
+        ),
         "sgm_noise_multiplier": o(False, "SGM noise multiplier", infotext="SGM noise multiplier"),
         "uni_pc_variant": o("bh1", "UniPC variant"),
         "uni_pc_skip_type": o("time_uniform", "UniPC skip type"),
@@ -175,9 +183,15 @@ class State:
 
     def dict(self) -> dict[str, Any]:  # mirrors State.dict
         return {
-            "skipped": self.skipped, "interrupted": self.interrupted, "stopping_generation": self.stopping_generation,
-            "job": self.job, "job_count": self.job_count, "job_timestamp": self.job_timestamp, "job_no": self.job_no,
-            "sampling_step": self.sampling_step, "sampling_steps": self.sampling_steps,
+            "skipped": self.skipped,
+            "interrupted": self.interrupted,
+            "stopping_generation": self.stopping_generation,
+            "job": self.job,
+            "job_count": self.job_count,
+            "job_timestamp": self.job_timestamp,
+            "job_no": self.job_no,
+            "sampling_step": self.sampling_step,
+            "sampling_steps": self.sampling_steps,
         }
 
     def begin(self, job: str = "(unknown)") -> None:  # mirrors State.begin

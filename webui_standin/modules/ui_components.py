@@ -108,8 +108,11 @@ class InputAccordion(gr.Checkbox):
         kwargs_checkbox = {**kwargs, "elem_id": f"{self.accordion_id}-checkbox", "visible": False}
         super().__init__(value, **kwargs_checkbox)
 
-        self.change(fn=None, _js='function(checked){ inputAccordionChecked("' + self.accordion_id + '", checked); }',
-                    inputs=[self])
+        self.change(
+            fn=None,
+            _js='function(checked){ inputAccordionChecked("' + self.accordion_id + '", checked); }',
+            inputs=[self],
+        )
 
         kwargs_accordion = {
             **kwargs,

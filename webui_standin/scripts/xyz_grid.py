@@ -57,7 +57,7 @@ def apply_order(p, x, xs):  # mirrors xyz_grid.apply_order
     for _, token in token_order:
         n = p.prompt.find(token)
         prompt_parts.append(p.prompt[0:n])
-        p.prompt = p.prompt[n + len(token):]
+        p.prompt = p.prompt[n + len(token) :]
     prompt_tmp = ""
     for idx, part in enumerate(prompt_parts):
         prompt_tmp += part
@@ -129,8 +129,17 @@ def csv_string_to_list_strip(data_str: str) -> list[str]:  # mirrors xyz_grid.cs
 class AxisOption:
     """mirrors xyz_grid.AxisOption"""
 
-    def __init__(self, label, type, apply, format_value=format_value_add_label, confirm=None, cost=0.0, choices=None,
-                 prepare=None) -> None:
+    def __init__(
+        self,
+        label,
+        type,
+        apply,
+        format_value=format_value_add_label,
+        confirm=None,
+        cost=0.0,
+        choices=None,
+        prepare=None,
+    ) -> None:
         self.label = label
         self.type = type
         self.apply = apply
@@ -168,19 +177,37 @@ axis_options = [  # mirrors xyz_grid.axis_options (the options that make sense i
     AxisOptionImg2Img("Image CFG Scale", float, apply_field("image_cfg_scale")),
     AxisOption("Prompt S/R", str, apply_prompt, format_value=format_value),
     AxisOption("Prompt order", str_permutations, apply_order, format_value=format_value_join_list),
-    AxisOptionTxt2Img("Sampler", str, apply_field("sampler_name"), format_value=format_value,
-                      confirm=confirm_samplers, choices=lambda: [x.name for x in sd_samplers.samplers]),
-    AxisOptionTxt2Img("Hires sampler", str, apply_field("hr_sampler_name"), confirm=confirm_samplers,
-                      choices=lambda: [x.name for x in sd_samplers.samplers_for_img2img]),
-    AxisOptionImg2Img("Sampler", str, apply_field("sampler_name"), format_value=format_value,
-                      confirm=confirm_samplers, choices=lambda: [x.name for x in sd_samplers.samplers_for_img2img]),
+    AxisOptionTxt2Img(
+        "Sampler",
+        str,
+        apply_field("sampler_name"),
+        format_value=format_value,
+        confirm=confirm_samplers,
+        choices=lambda: [x.name for x in sd_samplers.samplers],
+    ),
+    AxisOptionTxt2Img(
+        "Hires sampler",
+        str,
+        apply_field("hr_sampler_name"),
+        confirm=confirm_samplers,
+        choices=lambda: [x.name for x in sd_samplers.samplers_for_img2img],
+    ),
+    AxisOptionImg2Img(
+        "Sampler",
+        str,
+        apply_field("sampler_name"),
+        format_value=format_value,
+        confirm=confirm_samplers,
+        choices=lambda: [x.name for x in sd_samplers.samplers_for_img2img],
+    ),
     AxisOption("Negative Guidance minimum sigma", float, apply_field("s_min_uncond")),
     AxisOption("Sigma Churn", float, apply_field("s_churn")),
     AxisOption("Sigma min", float, apply_field("s_tmin")),
     AxisOption("Sigma max", float, apply_field("s_tmax")),
     AxisOption("Sigma noise", float, apply_field("s_noise")),
-    AxisOption("Schedule type", str, apply_field("scheduler"),
-               choices=lambda: [x.label for x in sd_schedulers.schedulers]),
+    AxisOption(
+        "Schedule type", str, apply_field("scheduler"), choices=lambda: [x.label for x in sd_schedulers.schedulers]
+    ),
     AxisOption("Schedule min sigma", float, apply_override("sigma_min")),
     AxisOption("Schedule max sigma", float, apply_override("sigma_max")),
     AxisOption("Schedule rho", float, apply_override("rho")),
@@ -188,11 +215,18 @@ axis_options = [  # mirrors xyz_grid.axis_options (the options that make sense i
     AxisOption("Denoising", float, apply_field("denoising_strength")),
     AxisOption("Initial noise multiplier", float, apply_field("initial_noise_multiplier")),
     AxisOption("Extra noise", float, apply_override("img2img_extra_noise")),
-    AxisOption("Always discard next-to-last sigma", str, apply_override("always_discard_next_to_last_sigma",
-                                                                        boolean=True),
-               choices=boolean_choice(reverse=True)),
-    AxisOption("SGM noise multiplier", str, apply_override("sgm_noise_multiplier", boolean=True),
-               choices=boolean_choice(reverse=True)),
+    AxisOption(
+        "Always discard next-to-last sigma",
+        str,
+        apply_override("always_discard_next_to_last_sigma", boolean=True),
+        choices=boolean_choice(reverse=True),
+    ),
+    AxisOption(
+        "SGM noise multiplier",
+        str,
+        apply_override("sgm_noise_multiplier", boolean=True),
+        choices=boolean_choice(reverse=True),
+    ),
 ]
 
 
@@ -211,11 +245,15 @@ class SharedSettingsStackHelper:
 
 
 re_range = re.compile(r"\s*([+-]?\s*\d+)\s*-\s*([+-]?\s*\d+)(?:\s*\(([+-]\d+)\s*\))?\s*")
-re_range_float = re.compile(r"\s*([+-]?\s*\d+(?:.\d*)?)\s*-\s*([+-]?\s*\d+(?:.\d*)?)"
-                            r"(?:\s*\(([+-]\d+(?:.\d*)?)\s*\))?\s*")
+re_range_float = re.compile(
+    r"\s*([+-]?\s*\d+(?:.\d*)?)\s*-\s*([+-]?\s*\d+(?:.\d*)?)"
+    r"(?:\s*\(([+-]\d+(?:.\d*)?)\s*\))?\s*"
+)
 re_range_count = re.compile(r"\s*([+-]?\s*\d+)\s*-\s*([+-]?\s*\d+)(?:\s*\[(\d+)\s*])?\s*")
-re_range_count_float = re.compile(r"\s*([+-]?\s*\d+(?:.\d*)?)\s*-\s*([+-]?\s*\d+(?:.\d*)?)"
-                                  r"(?:\s*\[(\d+(?:.\d*)?)\s*])?\s*")
+re_range_count_float = re.compile(
+    r"\s*([+-]?\s*\d+(?:.\d*)?)\s*-\s*([+-]?\s*\d+(?:.\d*)?)"
+    r"(?:\s*\[(\d+(?:.\d*)?)\s*])?\s*"
+)
 
 
 def process_axis(p, opt: AxisOption, vals: str, vals_dropdown, csv_mode: bool = True, raw_mode: bool = False):
@@ -306,10 +344,23 @@ class XYZRun:
     grid_infotext: list = field(default_factory=list)
 
 
-def run_plot(p, x_opt: AxisOption, x_values: str, y_opt: AxisOption, y_values: str, z_opt: AxisOption,
-             z_values: str, *, x_values_dropdown=None, y_values_dropdown=None, z_values_dropdown=None,
-             no_fixed_seeds: bool = False, csv_mode: bool = True, raw_mode: bool = False,
-             title: str = "X/Y/Z plot") -> XYZRun:
+def run_plot(
+    p,
+    x_opt: AxisOption,
+    x_values: str,
+    y_opt: AxisOption,
+    y_values: str,
+    z_opt: AxisOption,
+    z_values: str,
+    *,
+    x_values_dropdown=None,
+    y_values_dropdown=None,
+    z_values_dropdown=None,
+    no_fixed_seeds: bool = False,
+    csv_mode: bool = True,
+    raw_mode: bool = False,
+    title: str = "X/Y/Z plot",
+) -> XYZRun:
     """mirrors the body of xyz_grid Script.run (without drawing the grid images)."""
     run = XYZRun()
     if not no_fixed_seeds:
@@ -330,8 +381,9 @@ def run_plot(p, x_opt: AxisOption, x_values: str, y_opt: AxisOption, y_values: s
 
     def fix_axis_seeds(axis_opt, axis_list):
         if axis_opt.label in ["Seed", "Var. seed"]:
-            return [int(random.randrange(4294967294)) if val is None or val == "" or val == -1 else val
-                    for val in axis_list]
+            return [
+                int(random.randrange(4294967294)) if val is None or val == "" or val == -1 else val for val in axis_list
+            ]
         return axis_list
 
     if not no_fixed_seeds:
@@ -384,8 +436,7 @@ def run_plot(p, x_opt: AxisOption, x_values: str, y_opt: AxisOption, y_values: s
             if y_opt.label != "Nothing":
                 pc.extra_generation_params["Y Type"] = y_opt.label
                 pc.extra_generation_params["Y Values"] = y_values
-            grid_infotext[subgrid_index] = processing.create_infotext(pc, pc.all_prompts, pc.all_seeds,
-                                                                      pc.all_subseeds)
+            grid_infotext[subgrid_index] = processing.create_infotext(pc, pc.all_prompts, pc.all_seeds, pc.all_subseeds)
         if grid_infotext[0] is None and ix == 0 and iy == 0 and iz == 0:
             pc.extra_generation_params = copy(pc.extra_generation_params)
             if z_opt.label != "Nothing":
@@ -431,55 +482,105 @@ class Script(scripts.Script):
         with gr.Row():
             with gr.Column(scale=19):
                 with gr.Row():
-                    x_type = gr.Dropdown(label="X type", choices=labels, value=labels[1], type="index",
-                                         elem_id=self.elem_id("x_type"))
+                    x_type = gr.Dropdown(
+                        label="X type", choices=labels, value=labels[1], type="index", elem_id=self.elem_id("x_type")
+                    )
                     x_values = gr.Textbox(label="X values", lines=1, elem_id=self.elem_id("x_values"))
-                    x_values_dropdown = gr.Dropdown(label="X values", visible=False, multiselect=True,
-                                                    interactive=True)
+                    x_values_dropdown = gr.Dropdown(label="X values", visible=False, multiselect=True, interactive=True)
                     ToolButton(value=fill_values_symbol, elem_id="xyz_grid_fill_x_tool_button", visible=False)
                 with gr.Row():
-                    y_type = gr.Dropdown(label="Y type", choices=labels, value=labels[0], type="index",
-                                         elem_id=self.elem_id("y_type"))
+                    y_type = gr.Dropdown(
+                        label="Y type", choices=labels, value=labels[0], type="index", elem_id=self.elem_id("y_type")
+                    )
                     y_values = gr.Textbox(label="Y values", lines=1, elem_id=self.elem_id("y_values"))
-                    y_values_dropdown = gr.Dropdown(label="Y values", visible=False, multiselect=True,
-                                                    interactive=True)
+                    y_values_dropdown = gr.Dropdown(label="Y values", visible=False, multiselect=True, interactive=True)
                 with gr.Row():
-                    z_type = gr.Dropdown(label="Z type", choices=labels, value=labels[0], type="index",
-                                         elem_id=self.elem_id("z_type"))
+                    z_type = gr.Dropdown(
+                        label="Z type", choices=labels, value=labels[0], type="index", elem_id=self.elem_id("z_type")
+                    )
                     z_values = gr.Textbox(label="Z values", lines=1, elem_id=self.elem_id("z_values"))
-                    z_values_dropdown = gr.Dropdown(label="Z values", visible=False, multiselect=True,
-                                                    interactive=True)
+                    z_values_dropdown = gr.Dropdown(label="Z values", visible=False, multiselect=True, interactive=True)
         with gr.Row(variant="compact", elem_id="axis_options"):
             draw_legend = gr.Checkbox(label="Draw legend", value=True, elem_id=self.elem_id("draw_legend"))
-            no_fixed_seeds = gr.Checkbox(label="Keep -1 for seeds", value=False,
-                                         elem_id=self.elem_id("no_fixed_seeds"))
-            include_lone_images = gr.Checkbox(label="Include Sub Images", value=False,
-                                              elem_id=self.elem_id("include_lone_images"))
-            include_sub_grids = gr.Checkbox(label="Include Sub Grids", value=False,
-                                            elem_id=self.elem_id("include_sub_grids"))
+            no_fixed_seeds = gr.Checkbox(label="Keep -1 for seeds", value=False, elem_id=self.elem_id("no_fixed_seeds"))
+            include_lone_images = gr.Checkbox(
+                label="Include Sub Images", value=False, elem_id=self.elem_id("include_lone_images")
+            )
+            include_sub_grids = gr.Checkbox(
+                label="Include Sub Grids", value=False, elem_id=self.elem_id("include_sub_grids")
+            )
             raw_mode = gr.Checkbox(label="Use raw text lines", value=False, elem_id=self.elem_id("raw_mode"))
-            margin_size = gr.Slider(label="Grid margins (px)", minimum=0, maximum=500, value=0, step=2,
-                                    elem_id=self.elem_id("margin_size"))
-            csv_mode = gr.Checkbox(label="Use text inputs instead of dropdowns", value=False,
-                                   elem_id=self.elem_id("csv_mode"))
+            margin_size = gr.Slider(
+                label="Grid margins (px)", minimum=0, maximum=500, value=0, step=2, elem_id=self.elem_id("margin_size")
+            )
+            csv_mode = gr.Checkbox(
+                label="Use text inputs instead of dropdowns", value=False, elem_id=self.elem_id("csv_mode")
+            )
 
         self.infotext_fields = (
-            (x_type, "X Type"), (x_values, "X Values"),
-            (y_type, "Y Type"), (y_values, "Y Values"),
-            (z_type, "Z Type"), (z_values, "Z Values"),
+            (x_type, "X Type"),
+            (x_values, "X Values"),
+            (y_type, "Y Type"),
+            (y_values, "Y Values"),
+            (z_type, "Z Type"),
+            (z_values, "Z Values"),
         )
-        return [x_type, x_values, x_values_dropdown, y_type, y_values, y_values_dropdown, z_type, z_values,
-                z_values_dropdown, draw_legend, include_lone_images, include_sub_grids, no_fixed_seeds, margin_size,
-                csv_mode, raw_mode]
+        return [
+            x_type,
+            x_values,
+            x_values_dropdown,
+            y_type,
+            y_values,
+            y_values_dropdown,
+            z_type,
+            z_values,
+            z_values_dropdown,
+            draw_legend,
+            include_lone_images,
+            include_sub_grids,
+            no_fixed_seeds,
+            margin_size,
+            csv_mode,
+            raw_mode,
+        ]
 
-    def run(self, p, x_type, x_values, x_values_dropdown, y_type, y_values, y_values_dropdown, z_type, z_values,
-            z_values_dropdown, draw_legend, include_lone_images, include_sub_grids, no_fixed_seeds, margin_size,
-            csv_mode, raw_mode):
+    def run(
+        self,
+        p,
+        x_type,
+        x_values,
+        x_values_dropdown,
+        y_type,
+        y_values,
+        y_values_dropdown,
+        z_type,
+        z_values,
+        z_values_dropdown,
+        draw_legend,
+        include_lone_images,
+        include_sub_grids,
+        no_fixed_seeds,
+        margin_size,
+        csv_mode,
+        raw_mode,
+    ):
         opts_list = self.current_axis_options
-        result = run_plot(p, opts_list[x_type], x_values, opts_list[y_type], y_values, opts_list[z_type], z_values,
-                          x_values_dropdown=x_values_dropdown, y_values_dropdown=y_values_dropdown,
-                          z_values_dropdown=z_values_dropdown, no_fixed_seeds=no_fixed_seeds, csv_mode=csv_mode,
-                          raw_mode=raw_mode, title=self.title())
+        result = run_plot(
+            p,
+            opts_list[x_type],
+            x_values,
+            opts_list[y_type],
+            y_values,
+            opts_list[z_type],
+            z_values,
+            x_values_dropdown=x_values_dropdown,
+            y_values_dropdown=y_values_dropdown,
+            z_values_dropdown=z_values_dropdown,
+            no_fixed_seeds=no_fixed_seeds,
+            csv_mode=csv_mode,
+            raw_mode=raw_mode,
+            title=self.title(),
+        )
         self.last_run = result
         return result.processed
 
@@ -493,9 +594,17 @@ def find_axis_option(label: str, is_img2img: bool) -> AxisOption:
     raise KeyError(f"no X/Y/Z axis option {label!r}; have {[o.label for o in current]}")
 
 
-def run_axes(make_p: Callable[[], Any], x_label: str, x_values_text: str, y_label: str | None = None,
-             y_values_text: str | None = None, z_label: str | None = None, z_values_text: str | None = None,
-             *, no_fixed_seeds: bool = False) -> XYZRun:
+def run_axes(
+    make_p: Callable[[], Any],
+    x_label: str,
+    x_values_text: str,
+    y_label: str | None = None,
+    y_values_text: str | None = None,
+    z_label: str | None = None,
+    z_values_text: str | None = None,
+    *,
+    no_fixed_seeds: bool = False,
+) -> XYZRun:
     """Stand-in entry: run an X/Y/Z plot on the processing object make_p() returns (values given as text, like the
     'Use text inputs instead of dropdowns' mode). Returns XYZRun(cells=[XYZCell(x, y, z, ix, iy, iz, p,
     processed)], processed=...)."""
@@ -504,5 +613,14 @@ def run_axes(make_p: Callable[[], Any], x_label: str, x_values_text: str, y_labe
     x_opt = find_axis_option(x_label, is_img2img)
     y_opt = find_axis_option(y_label or "Nothing", is_img2img)
     z_opt = find_axis_option(z_label or "Nothing", is_img2img)
-    return run_plot(p, x_opt, x_values_text, y_opt, y_values_text or "", z_opt, z_values_text or "",
-                    no_fixed_seeds=no_fixed_seeds, csv_mode=True)
+    return run_plot(
+        p,
+        x_opt,
+        x_values_text,
+        y_opt,
+        y_values_text or "",
+        z_opt,
+        z_values_text or "",
+        no_fixed_seeds=no_fixed_seeds,
+        csv_mode=True,
+    )

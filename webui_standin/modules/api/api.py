@@ -84,11 +84,12 @@ class Api:
                     ui_default_values = []
                     for elem in script.ui(script.is_img2img):
                         ui_default_values.append(elem.value)
-                    script_args[script.args_from:script.args_to] = ui_default_values
+                    script_args[script.args_from : script.args_to] = ui_default_values
         return script_args
 
-    def init_script_args(self, request, default_script_args, selectable_scripts, selectable_idx, script_runner, *,
-                         input_script_args=None) -> list:
+    def init_script_args(
+        self, request, default_script_args, selectable_scripts, selectable_idx, script_runner, *, input_script_args=None
+    ) -> list:
         """mirrors Api.init_script_args: defaults, then infotext-derived args, then the selectable script's args,
         then alwayson_scripts {title: {"args": [...]}} mapped positionally from script.args_from (title is
         case-insensitive; an unknown title -> HTTP 422; extra args are ignored; missing args keep defaults)."""
@@ -99,7 +100,7 @@ class Api:
                 script_args[index] = value
 
         if selectable_scripts:
-            script_args[selectable_scripts.args_from:selectable_scripts.args_to] = request.script_args
+            script_args[selectable_scripts.args_from : selectable_scripts.args_to] = request.script_args
             script_args[0] = selectable_idx + 1
 
         if request.alwayson_scripts:
@@ -108,14 +109,18 @@ class Api:
                 if alwayson_script is None:
                     raise HTTPException(status_code=422, detail=f"always on script {alwayson_script_name} not found")
                 if alwayson_script.alwayson is False:
-                    raise HTTPException(status_code=422,
-                                        detail="Cannot have a selectable script in the always on scripts params")
+                    raise HTTPException(
+                        status_code=422, detail="Cannot have a selectable script in the always on scripts params"
+                    )
                 if "args" in request.alwayson_scripts[alwayson_script_name]:
-                    n = min(alwayson_script.args_to - alwayson_script.args_from,
-                            len(request.alwayson_scripts[alwayson_script_name]["args"]))
+                    n = min(
+                        alwayson_script.args_to - alwayson_script.args_from,
+                        len(request.alwayson_scripts[alwayson_script_name]["args"]),
+                    )
                     for idx in range(0, n):
-                        script_args[alwayson_script.args_from + idx] = \
-                            request.alwayson_scripts[alwayson_script_name]["args"][idx]
+                        script_args[alwayson_script.args_from + idx] = request.alwayson_scripts[alwayson_script_name][
+                            "args"
+                        ][idx]
         return script_args
 
     def apply_infotext(self, request, tabname: str, *, script_runner=None, mentioned_script_args=None) -> dict:
@@ -164,8 +169,9 @@ class Api:
 
         if script_runner is not None and mentioned_script_args is not None:
             indexes = {v: i for i, v in enumerate(script_runner.inputs)}
-            script_fields = ((field, indexes[field.component]) for field in possible_fields
-                             if field.component in indexes)
+            script_fields = (
+                (field, indexes[field.component]) for field in possible_fields if field.component in indexes
+            )
             for field, index in script_fields:
                 value = get_field_value(field, params)
                 if value is None:
@@ -186,11 +192,15 @@ class Api:
         self.apply_infotext(req, tabname, script_runner=script_runner, mentioned_script_args=infotext_script_args)
 
         selectable_scripts, selectable_script_idx = self.get_selectable_script(req.script_name, script_runner)
-        sampler, scheduler = sd_samplers.get_sampler_and_scheduler(req.sampler_name or req.sampler_index,
-                                                                   req.scheduler)
+        sampler, scheduler = sd_samplers.get_sampler_and_scheduler(req.sampler_name or req.sampler_index, req.scheduler)
 
-        populate = req.copy(update={"sampler_name": validate_sampler_name(sampler), "do_not_save_samples": True,
-                                    "do_not_save_grid": True})
+        populate = req.copy(
+            update={
+                "sampler_name": validate_sampler_name(sampler),
+                "do_not_save_samples": True,
+                "do_not_save_grid": True,
+            }
+        )
         if populate.sampler_name:
             populate.sampler_index = None
         if not populate.scheduler and scheduler != "Automatic":
@@ -200,8 +210,14 @@ class Api:
         for k in ("script_name", "script_args", "alwayson_scripts", "infotext", "include_init_images"):
             args.pop(k, None)
 
-        script_args = self.init_script_args(req, default_args, selectable_scripts, selectable_script_idx,
-                                            script_runner, input_script_args=infotext_script_args)
+        script_args = self.init_script_args(
+            req,
+            default_args,
+            selectable_scripts,
+            selectable_script_idx,
+            script_runner,
+            input_script_args=infotext_script_args,
+        )
 
         send_images = args.pop("send_images", True)
         args.pop("save_images", None)
@@ -225,8 +241,14 @@ class Api:
                 shared.state.end()
                 shared.total_tqdm.clear()
 
-        return {"images": list(processed.images) if send_images else [], "parameters": vars(req),
-                "info": processed.js(), "processed": processed, "p": p, "script_args": script_args}
+        return {
+            "images": list(processed.images) if send_images else [],
+            "parameters": vars(req),
+            "info": processed.js(),
+            "processed": processed,
+            "p": p,
+            "script_args": script_args,
+        }
 
     def text2imgapi(self, txt2imgreq) -> dict[str, Any]:
         """mirrors Api.text2imgapi; accepts a dict or models.StableDiffusionTxt2ImgProcessingAPI. Returns

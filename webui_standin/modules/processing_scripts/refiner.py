@@ -24,10 +24,17 @@ class ScriptRefiner(scripts.ScriptBuiltinUI):
     def ui(self, is_img2img):
         with InputAccordion(False, label="Refiner", elem_id=self.elem_id("enable")) as enable_refiner:
             with gr.Row():
-                refiner_checkpoint = gr.Dropdown(label="Checkpoint", elem_id=self.elem_id("checkpoint"),
-                                                 choices=["None"], value="None")
-                refiner_switch_at = gr.Slider(value=0.8, label="Switch at", minimum=0.01, maximum=1.0, step=0.01,
-                                              elem_id=self.elem_id("switch_at"))
+                refiner_checkpoint = gr.Dropdown(
+                    label="Checkpoint", elem_id=self.elem_id("checkpoint"), choices=["None"], value="None"
+                )
+                refiner_switch_at = gr.Slider(
+                    value=0.8,
+                    label="Switch at",
+                    minimum=0.01,
+                    maximum=1.0,
+                    step=0.01,
+                    elem_id=self.elem_id("switch_at"),
+                )
         self.infotext_fields = [
             PasteField(enable_refiner, lambda d: "Refiner" in d),
             PasteField(refiner_checkpoint, lambda d: d.get("Refiner"), api="refiner_checkpoint"),
