@@ -1,34 +1,38 @@
-// Negative Prompt Delay: keep the Delay slider's maximum equal to the tab's Sampling steps, and show the
-// active delay in the panel title ("from step N of S").
+// Negative Prompt Delay: keep the Delay slider's maximum equal to the tab's Sampling steps, and show in the
+// panel's title whether the extension is on ("Negative Prompt Delay: from step N of S").
 (function () {
     "use strict";
+
+    var TITLE = "Negative Prompt Delay";
 
     function numberInput(root) {
         return root ? root.querySelector("input[type=number]") : null;
     }
 
     function setup(tab) {
-        const app = gradioApp();
-        const steps = app.querySelector("#" + tab + "_steps");
-        const delay = app.querySelector("#negative_delay_" + tab + "_delay");
-        const summary = app.querySelector("#negative_delay_" + tab + "_summary");
-        const enabled = app.querySelector("#negative_delay_" + tab + "-checkbox input[type=checkbox]");
-        if (!steps || !delay) {
-            return false;
+        var app = gradioApp();
+        var steps = app.querySelector("#" + tab + "_steps");
+        var panel = app.querySelector("#negative_delay_" + tab);
+        var delay = app.querySelector("#negative_delay_" + tab + "_delay");
+        var enabled = app.querySelector("#negative_delay_" + tab + "_enabled input[type=checkbox]");
+        if (!steps || !panel || !delay || !enabled) {
+            return;
         }
-        const update = function () {
-            const stepsValue = Math.max(1, parseInt(numberInput(steps).value, 10) || 1);
+        var title = panel.querySelector(".label-wrap span");
+        var update = function () {
+            var stepsValue = Math.max(1, parseInt(numberInput(steps).value, 10) || 1);
             delay.querySelectorAll("input").forEach(function (input) {
                 input.max = stepsValue;
             });
-            const delayValue = parseInt(numberInput(delay).value, 10) || 0;
-            if (summary) {
-                const on = !enabled || enabled.checked;
-                summary.textContent = on && delayValue > 0
-                    ? (delayValue >= stepsValue ? "never applied" : "from step " + delayValue + " of " + stepsValue)
-                    : "";
-                summary.title = "Steps with the empty negative prompt before yours takes over";
+            var delayValue = parseInt(numberInput(delay).value, 10) || 0;
+            var text = TITLE;
+            if (enabled.checked) {
+                text += delayValue >= stepsValue ? ": on, never applied" : ": from step " + delayValue + " of " + stepsValue;
             }
+            if (title) {
+                title.textContent = text;
+            }
+            panel.classList.toggle("negative-delay-active", enabled.checked);
         };
         [steps, delay].forEach(function (root) {
             root.querySelectorAll("input").forEach(function (input) {
@@ -36,11 +40,8 @@
                 input.addEventListener("change", update);
             });
         });
-        if (enabled) {
-            enabled.addEventListener("change", update);
-        }
+        enabled.addEventListener("change", update);
         update();
-        return true;
     }
 
     onUiLoaded(function () {

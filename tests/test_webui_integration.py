@@ -23,7 +23,6 @@ def test_script_loads_like_the_webui_and_builds_real_gradio(sd1):
         enabled, delay = h.components(TITLE, tab)
         assert isinstance(enabled, gr.Checkbox) and enabled.value is False
         assert isinstance(delay, gr.Slider) and delay.value == 3 and delay.label.startswith("Delay")
-    assert str(ROOT) not in __import__("sys").path[1:] or True  # extension root handled by the loader
     script = h.script(TITLE)
     assert script.title() == TITLE and script.args_to - script.args_from == 2
 
@@ -49,10 +48,29 @@ def test_callback_registered_once_per_load(sd1):
 def test_javascript_targets_the_ui_elem_ids():
     js = (ROOT / "javascript" / "negative_prompt_delay.js").read_text()
     ui = (ROOT / "lib_negative_delay" / "webui" / "ui.py").read_text()
-    for suffix in ("_delay", "_summary"):
-        assert f'negative_delay_" + tab + "{suffix}"' in js
-        assert f'f"negative_delay_{{tab}}{suffix}"' in ui
+    suffixes = set(re.findall(r'f"negative_delay_\{tab\}(\w*)"', ui))
+    assert suffixes == {"", "_delay", "_enabled"}
+    for suffix in suffixes:
+        assert (f'"#negative_delay_" + tab + "{suffix}' if suffix else '"#negative_delay_" + tab)') in js
     assert "_js=" not in ui and "js=" not in ui  # gradio 3/4 neutral: no JS event arguments from Python
+
+
+def test_open_panel_setting_does_not_enable(sd1):
+    h, model, _ = sd1
+    from modules import shared
+
+    shared.opts.negative_delay_open_panel = True
+    import gradio as gr
+
+    from lib_negative_delay.webui import ui
+
+    with gr.Blocks():
+        enabled, delay = ui.build(False)
+    assert enabled.value is False
+    panel = enabled.parent
+    while not isinstance(panel, gr.Accordion):
+        panel = panel.parent
+    assert panel.open is True
 
 
 # --- infotext -------------------------------------------------------------------------------------------------
@@ -221,7 +239,7 @@ def test_script_info_lists_the_args(sd1):
     infos = [i for i in h.api().get_script_info() if i.name == TITLE.lower()]
     assert {i.is_img2img for i in infos} == {False, True}
     labels = [a.label for a in infos[0].args]
-    assert labels[0] == TITLE and labels[1].startswith("Delay")
+    assert labels[0] == "Enabled" and labels[1].startswith("Delay")
     assert infos[0].args[1].minimum == 0 and infos[0].args[1].maximum >= 150
 
 
