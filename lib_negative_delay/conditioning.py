@@ -125,3 +125,15 @@ class FittedCache:
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def mix_rows(empty: Cond, negative: Cond, use_negative: list[bool]) -> Cond:
+    """Per image row: the real ``negative`` where ``use_negative`` is set, else ``empty`` (same shapes)."""
+    if isinstance(empty, dict) != isinstance(negative, dict):
+        raise UnsupportedConditioning(f"cannot mix {describe(empty)} with {describe(negative)}")
+    if isinstance(negative, dict):
+        return _like_type(negative, {k: mix_rows(empty[k], v, use_negative) for k, v in negative.items()})
+    if empty.shape != negative.shape or negative.shape[0] != len(use_negative):
+        raise UnsupportedConditioning(f"cannot mix {describe(empty)} with {describe(negative)} per image")
+    mask = torch.tensor(use_negative, device=negative.device).view(-1, *([1] * (negative.dim() - 1)))
+    return torch.where(mask, negative, empty)

@@ -102,12 +102,34 @@ class DelaySettings:
     """What the user asked for in one generation."""
 
     enabled: bool = False
-    delay: int = 0
+    delay: int = 0  # the fixed delay; with auto it is the fallback when detection cannot run
+    auto: bool = False
+    sensitivity: float = 0.5
+    auto_min: int = 1
+    auto_max: int = 8
 
     @property
     def active(self) -> bool:
-        """Enabled with a delay that changes anything (delay 0 is identical to disabled)."""
-        return self.enabled and self.delay > 0
+        """Enabled with a delay that changes anything (fixed delay 0 is identical to disabled)."""
+        return self.enabled and (self.delay > 0 or self.auto)
+
+
+def parse_sensitivity(value: object, source: str, warn: OnceLog | None = None) -> float | None:
+    """Sensitivity in 0..1 (clamped with one warning); None (warned) when not a number."""
+    warn = warn or process_log
+    try:
+        number = float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
+    except (TypeError, ValueError):
+        warn.warning(f"{source}: sensitivity {value!r} is not a number; ignored")
+        return None
+    if number != number or isinstance(value, bool):
+        warn.warning(f"{source}: sensitivity {value!r} is not a number; ignored")
+        return None
+    if not 0.0 <= number <= 1.0:
+        clamped = min(max(number, 0.0), 1.0)
+        warn.warning(f"{source}: sensitivity {number} is outside 0..1; using {clamped}")
+        return clamped
+    return number
 
 
 @dataclass
@@ -128,4 +150,7 @@ class GenerationState:
     geometries: dict = field(default_factory=dict)  # PassGeometry per pass kind ("first", "hires")
     pattern: object = None  # EvalPattern of the sampler that owns the current denoiser
     pattern_owner: object = None  # that denoiser
+    detector: object = None  # StabilityDetector of the current pass (auto mode)
+    starts: list | None = None  # per-image first negative step of the current pass (auto mode)
+    auto_steps: list | None = None  # per-image switch steps of the first pass, for the hires pass
     swapped_evaluations: int = 0  # how many denoiser evaluations got the empty conditioning (all passes)

@@ -16,13 +16,13 @@ class NegativePromptDelayScript(scripts.Script):
         return scripts.AlwaysVisible
 
     def ui(self, is_img2img: bool) -> list:
-        enabled, delay = ui.build(is_img2img)
-        self.infotext_fields = infotext.infotext_fields(enabled, delay)
-        self.paste_field_names = [infotext.INFOTEXT_KEY]
-        return [enabled, delay]
+        components = ui.build(is_img2img)
+        self.infotext_fields = infotext.infotext_fields(components)
+        self.paste_field_names = [infotext.INFOTEXT_KEY, infotext.AUTO_KEY]
+        return components
 
-    def process(self, p, enabled=False, delay=0, *args) -> None:  # noqa: ANN001
-        generation.start_generation(p, enabled, delay)
+    def process(self, p, enabled=False, delay=0, *auto_args) -> None:  # noqa: ANN001
+        generation.start_generation(p, enabled, delay, *auto_args[:4])
 
     def process_before_every_sampling(self, p, *args, **kwargs) -> None:  # noqa: ANN001
         generation.before_sampling(p)

@@ -20,11 +20,12 @@ def test_script_loads_like_the_webui_and_builds_real_gradio(sd1):
     h, *_ = sd1
     assert gr.__version__ == "3.41.2"
     for tab in ("txt2img", "img2img"):
-        enabled, delay = h.components(TITLE, tab)
+        enabled, delay, auto, sensitivity, auto_min, auto_max = h.components(TITLE, tab)
         assert isinstance(enabled, gr.Checkbox) and enabled.value is False
         assert isinstance(delay, gr.Slider) and delay.value == 3 and delay.label.startswith("Delay")
+        assert auto.value is False and sensitivity.value == 0.5 and (auto_min.value, auto_max.value) == (1, 8)
     script = h.script(TITLE)
-    assert script.title() == TITLE and script.args_to - script.args_from == 2
+    assert script.title() == TITLE and script.args_to - script.args_from == 6
 
 
 def test_callback_registered_once_per_load(sd1):
@@ -49,8 +50,8 @@ def test_javascript_targets_the_ui_elem_ids():
     js = (ROOT / "javascript" / "negative_prompt_delay.js").read_text()
     ui = (ROOT / "lib_negative_delay" / "webui" / "ui.py").read_text()
     suffixes = set(re.findall(r'f"negative_delay_\{tab\}(\w*)"', ui))
-    assert suffixes == {"", "_delay", "_enabled"}
-    for suffix in suffixes:
+    assert {"", "_delay", "_enabled"} <= suffixes
+    for suffix in ("", "_delay", "_enabled"):
         assert (f'"#negative_delay_" + tab + "{suffix}' if suffix else '"#negative_delay_" + tab)') in js
     assert "_js=" not in ui and "js=" not in ui  # gradio 3/4 neutral: no JS event arguments from Python
 
@@ -65,7 +66,7 @@ def test_open_panel_setting_does_not_enable(sd1):
     from lib_negative_delay.webui import ui
 
     with gr.Blocks():
-        enabled, delay = ui.build(False)
+        enabled, *_ = ui.build(False)
     assert enabled.value is False
     panel = enabled.parent
     while not isinstance(panel, gr.Accordion):
@@ -88,9 +89,9 @@ def test_infotext_written_only_when_enabled(sd1):
 def test_paste_round_trip(sd1, tab):
     h, *_ = sd1
     res = h.txt2img(prompt="a cat", negative_prompt="glasses", alwayson_scripts={TITLE: {"args": [True, 4]}})
-    assert h.pasted_script_args(res.infotexts[0], TITLE, tab) == [True, 4]
+    assert h.pasted_script_args(res.infotexts[0], TITLE, tab)[:3] == [True, 4, False]
     plain = h.txt2img(prompt="a cat", negative_prompt="glasses")
-    enabled, delay = h.pasted_script_args(plain.infotexts[0], TITLE, tab)
+    enabled, delay, *_ = h.pasted_script_args(plain.infotexts[0], TITLE, tab)
     assert enabled is False and delay == 3  # images made without it turn it off, delay untouched
 
 
@@ -101,7 +102,7 @@ def test_paste_round_trip(sd1, tab):
 def test_malformed_pasted_values(sd1, ext_log, value, expected, warned):
     h, *_ = sd1
     text = f"a cat\nNegative prompt: glasses\nSteps: 20, Sampler: Euler, Negative delay: {value}, Seed: 1"
-    assert h.pasted_script_args(text, TITLE) == expected
+    assert h.pasted_script_args(text, TITLE)[:2] == expected
     warnings = ext_log.at(logging.WARNING)
     assert len(warnings) == (1 if warned else 0)
 
@@ -114,10 +115,15 @@ def test_xyz_axes_registered_once(sd1):
     from modules import script_callbacks
 
     labels = [o.label for o in h.xyz().axis_options if o.label.startswith("[Negative Delay]")]
-    assert labels == ["[Negative Delay] Delay", "[Negative Delay] Enabled"]
+    assert labels == [
+        "[Negative Delay] Delay",
+        "[Negative Delay] Enabled",
+        "[Negative Delay] Auto-detect",
+        "[Negative Delay] Sensitivity",
+    ]
     script_callbacks.before_ui_callback()  # the UI is rebuilt
     labels = [o.label for o in h.xyz().axis_options if o.label.startswith("[Negative Delay]")]
-    assert len(labels) == 2
+    assert len(labels) == 4
 
 
 @pytest.mark.parametrize("text,expected", [("0-4 (+2)", [0, 2, 4]), ("1,3", [1, 3]), ("0-6 [3]", [0, 3, 6])])

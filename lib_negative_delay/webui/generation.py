@@ -18,8 +18,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from lib_negative_delay import INFOTEXT_KEY
-from lib_negative_delay.conditioning import UnsupportedConditioning
+from lib_negative_delay.conditioning import UnsupportedConditioning, mix_rows
+from lib_negative_delay.detector import StabilityDetector, threshold_for
 from lib_negative_delay.schedule import (
     EvalPattern,
     PassGeometry,
@@ -27,23 +30,57 @@ from lib_negative_delay.schedule import (
     pattern_for_sampler,
     step_of_evaluation,
 )
-from lib_negative_delay.settings import DelaySettings, GenerationState, parse_delay, parse_enabled, process_log
+from lib_negative_delay.settings import (
+    DelaySettings,
+    GenerationState,
+    parse_delay,
+    parse_enabled,
+    parse_sensitivity,
+    process_log,
+)
 from lib_negative_delay.webui import empty_cond
 
 STATE_ATTR = "negative_prompt_delay_state"
 OVERRIDE_ENABLED = "negative_prompt_delay_enabled"  # set by X/Y/Z axes; preferred over the UI value
 OVERRIDE_DELAY = "negative_prompt_delay_delay"
+OVERRIDE_AUTO = "negative_prompt_delay_auto"
+OVERRIDE_SENSITIVITY = "negative_prompt_delay_sensitivity"
+STEPS_KEY = f"{INFOTEXT_KEY} steps"  # per-image switch steps chosen by auto mode
+AUTO_KEY = f"{INFOTEXT_KEY} auto"  # sensitivity and bounds of auto mode
 
 
-def settings_from_args(p: Any, enabled: object, delay: object) -> DelaySettings:
+def settings_from_args(
+    p: Any,
+    enabled: object,
+    delay: object,
+    auto: object = False,
+    sensitivity: object = 0.5,
+    auto_min: object = 1,
+    auto_max: object = 8,
+) -> DelaySettings:
     """Combine UI/API args with X/Y/Z overrides on ``p`` into validated settings."""
     enabled = getattr(p, OVERRIDE_ENABLED, enabled)
     delay = getattr(p, OVERRIDE_DELAY, delay)
+    auto = getattr(p, OVERRIDE_AUTO, auto)
+    sensitivity = getattr(p, OVERRIDE_SENSITIVITY, sensitivity)
     flag = parse_enabled(enabled, "enabled")
     value = parse_delay(delay, "delay")
     if flag and value is None:
         process_log.warning(f"delay {delay!r} is unusable; the extension is off for this generation")
-    return DelaySettings(enabled=bool(flag) and value is not None, delay=value or 0)
+    auto_flag = bool(parse_enabled(auto, "auto-detect"))
+    sens = parse_sensitivity(sensitivity, "sensitivity")
+    low = parse_delay(auto_min, "earliest auto step")
+    high = parse_delay(auto_max, "latest auto step")
+    low = 1 if low is None else low
+    high = max(low, 8 if high is None else high)
+    return DelaySettings(
+        enabled=bool(flag) and value is not None,
+        delay=value or 0,
+        auto=auto_flag,
+        sensitivity=0.5 if sens is None else sens,
+        auto_min=low,
+        auto_max=high,
+    )
 
 
 def _pass_geometries(p: Any) -> dict[str, PassGeometry]:
@@ -75,19 +112,27 @@ def _negative_prompts(p: Any) -> list[str]:
     return [str(x) for x in prompts]
 
 
-def start_generation(p: Any, enabled: object, delay: object) -> GenerationState | None:
+def start_generation(p: Any, enabled: object, delay: object, *auto_args: object) -> GenerationState | None:
     """Set up one generation; returns its state, or None when the extension is off."""
-    settings = settings_from_args(p, enabled, delay)
+    settings = settings_from_args(p, enabled, delay, *auto_args)
+    for key in (INFOTEXT_KEY, STEPS_KEY, AUTO_KEY):
+        # X/Y/Z cells are shallow copies of one p and share this dict: drop keys an earlier cell wrote
+        p.extra_generation_params.pop(key, None)
     if not settings.enabled:
         setattr(p, STATE_ATTR, None)
-        # X/Y/Z cells are shallow copies of one p and share this dict: drop a key an earlier cell wrote
-        p.extra_generation_params.pop(INFOTEXT_KEY, None)
         return None
-    p.extra_generation_params[INFOTEXT_KEY] = settings.delay
+    if settings.auto:
+        p.extra_generation_params[INFOTEXT_KEY] = "auto"
+        p.extra_generation_params[AUTO_KEY] = (
+            f"sensitivity {settings.sensitivity:g} steps {settings.auto_min}-{settings.auto_max} "
+            f"fallback {settings.delay}"
+        )
+    else:
+        p.extra_generation_params[INFOTEXT_KEY] = settings.delay
     state = GenerationState(settings=settings)
     setattr(p, STATE_ATTR, state)
-    if settings.delay == 0:
-        return state  # identical to disabled; recorded so that a paste restores the setting
+    if not settings.active:
+        return state  # delay 0: identical to disabled; recorded so that a paste restores the setting
     if all(not x.strip() for x in _negative_prompts(p)):
         state.log.info("the negative prompt is empty: nothing to delay")
         state.failed = True
@@ -98,21 +143,28 @@ def start_generation(p: Any, enabled: object, delay: object) -> GenerationState 
         state.log.error(f"could not read the step settings ({exc}); negative prompt applied as usual", exc_info=True)
         state.failed = True
         return state
-    parts = []
-    for label, geometry in geometries.items():
-        start = geometry.negative_start(settings.delay)
-        run = geometry.full_steps - geometry.offset
-        name = {"first": "img2img" if _is_img2img(p) else "", "hires": "hires"}[label]
-        where = f"{name} " if name else ""
-        if start >= run:
-            parts.append(f"never in the {run} {where}steps (delay {settings.delay} >= {geometry.requested_steps})")
-        else:
-            parts.append(f"from {where}step {start} of {run}")
-    state.log.info("negative prompt " + "; ".join(parts))
-    if settings.delay >= int(p.steps):
-        state.log.warning(
-            f"delay {settings.delay} is not below the {p.steps} sampling steps: the negative prompt is never applied"
+    if settings.auto:
+        state.log.info(
+            f"negative prompt from the detected critical step (sensitivity {settings.sensitivity:g}, "
+            f"steps {settings.auto_min}-{settings.auto_max})"
         )
+    else:
+        parts = []
+        for label, geometry in geometries.items():
+            start = geometry.negative_start(settings.delay)
+            run = geometry.full_steps - geometry.offset
+            name = {"first": "img2img" if _is_img2img(p) else "", "hires": "hires"}[label]
+            where = f"{name} " if name else ""
+            if start >= run:
+                parts.append(f"never in the {run} {where}steps (delay {settings.delay} >= {geometry.requested_steps})")
+            else:
+                parts.append(f"from {where}step {start} of {run}")
+        state.log.info("negative prompt " + "; ".join(parts))
+        if settings.delay >= int(p.steps):
+            state.log.warning(
+                f"delay {settings.delay} is not below the {p.steps} sampling steps: "
+                "the negative prompt is never applied"
+            )
     state.geometries = geometries
     return state
 
@@ -132,7 +184,11 @@ def before_sampling(p: Any) -> None:
         state.follow_callback = False
         state.empty = None
         state.pattern_owner = None
-        if state.negative_start == 0:
+        state.detector = None
+        state.starts = None
+        if state.settings.auto:
+            _setup_auto_pass(state, geometry, is_hires, int(getattr(p, "batch_size", 1) or 1))
+        if state.negative_start == 0 and not state.starts and state.detector is None:
             return
         from modules import shared
 
@@ -145,6 +201,22 @@ def before_sampling(p: Any) -> None:
         )
 
 
+def _setup_auto_pass(state: GenerationState, geometry: PassGeometry, is_hires: bool, batch: int) -> None:
+    """Auto mode: the first pass detects per image; the hires pass reuses each image's noise level."""
+    settings = state.settings
+    if is_hires:
+        detected = state.auto_steps or [settings.delay] * batch
+        state.starts = [geometry.negative_start(step) for step in detected]
+        return
+    state.detector = StabilityDetector(
+        batch,
+        threshold_for(settings.sensitivity),
+        geometry.negative_start(settings.auto_min),
+        geometry.negative_start(settings.auto_max),
+    )
+    state.auto_steps = None
+
+
 def _sampler_pattern(denoiser: Any, p: Any) -> EvalPattern:
     sampler = getattr(denoiser, "sampler", None)
     config = getattr(sampler, "config", None)
@@ -154,6 +226,25 @@ def _sampler_pattern(denoiser: Any, p: Any) -> EvalPattern:
         funcname = getattr(funcname, "__name__", None)
     options = getattr(config, "options", None) or {}
     return pattern_for_sampler(name, funcname, bool(options.get("second_order", False)))
+
+
+def _uses_negative(state: GenerationState, p: Any, denoiser: Any, step: int) -> list[bool]:
+    """Per image of the batch: does this step use the real negative prompt?"""
+    detector: StabilityDetector | None = state.detector
+    if detector is not None:
+        try:
+            if detector.needs(step):
+                x0 = getattr(getattr(denoiser, "sampler", None), "last_latent", None)
+                detector.observe(step, x0 if isinstance(x0, torch.Tensor) else None)
+                state.auto_steps = detector.finish(state.pass_steps)
+                p.extra_generation_params[STEPS_KEY] = " ".join(str(x) for x in state.auto_steps)
+            return detector.uses_negative(step)
+        except Exception as exc:
+            state.detector = None
+            state.log.warning(f"auto-detection failed ({exc}); using the fixed delay {state.settings.delay}")
+    if state.starts is not None:
+        return [step >= start for start in state.starts]
+    return [step >= state.negative_start]
 
 
 def on_cfg_denoiser(params: Any) -> None:
@@ -180,13 +271,17 @@ def on_cfg_denoiser(params: Any) -> None:
                 "following the WebUI's step counter for the rest of this pass"
             )
             step = step_of_evaluation(eval_index, counter, EvalPattern.FOLLOW_CALLBACK)
-        if step >= state.negative_start:
+        uses_negative = _uses_negative(state, p, denoiser, step)
+        if all(uses_negative):
             return
         from modules import shared
 
         if state.empty_key[0] != id(shared.sd_model):  # the refiner swapped the checkpoint mid-pass
             state.empty_key, state.empty = empty_cond.encode_empty(shared.sd_model, *state.empty_key[2:])
-        params.text_uncond = empty_cond.fitted.get(state.empty_key, state.empty, params.text_uncond)
+        empty = empty_cond.fitted.get(state.empty_key, state.empty, params.text_uncond)
+        if any(uses_negative):
+            empty = mix_rows(empty, params.text_uncond, uses_negative)
+        params.text_uncond = empty
         state.swapped_evaluations += 1
     except UnsupportedConditioning as exc:
         state.failed = True

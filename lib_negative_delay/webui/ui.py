@@ -14,11 +14,16 @@ HELP = (
     "Until the chosen step the sampler uses the empty prompt as its negative; from then on your negative prompt. "
     "Removes unwanted things without reshaping the picture. 2-5 steps of 20-30 is a good start."
 )
+AUTO_HELP = (
+    " Auto-detect switches each image once its layout has settled (between the earliest and latest step);"
+    " the Delay is then the fallback."
+)
 IMG2IMG_HELP = " In img2img and hires fix the delay marks a noise level: a low denoising strength applies it at once."
 
 
 def build(is_img2img: bool) -> list:
-    """Build the panel; returns the components in API order: ``[enabled, delay]``."""
+    """Build the panel; returns the components in API order:
+    ``[enabled, delay, auto, sensitivity, auto_min, auto_max]``."""
     import gradio as gr
 
     tab = "img2img" if is_img2img else "txt2img"
@@ -33,5 +38,31 @@ def build(is_img2img: bool) -> list:
                 label="Delay (sampling steps)",
                 elem_id=f"negative_delay_{tab}_delay",
             )
-        gr.Markdown(HELP + (IMG2IMG_HELP if is_img2img else ""), elem_classes=["negative-delay-help"])
-    return [enabled, delay]
+        with gr.Row():
+            auto = gr.Checkbox(label="Auto-detect critical step", value=False, elem_id=f"negative_delay_{tab}_auto")
+            sensitivity = gr.Slider(
+                minimum=0.0,
+                maximum=1.0,
+                step=0.05,
+                value=0.5,
+                label="Sensitivity (higher switches earlier)",
+                elem_id=f"negative_delay_{tab}_sensitivity",
+            )
+            auto_min = gr.Slider(
+                minimum=0,
+                maximum=MAX_DELAY,
+                step=1,
+                value=1,
+                label="Earliest step",
+                elem_id=f"negative_delay_{tab}_auto_min",
+            )
+            auto_max = gr.Slider(
+                minimum=0,
+                maximum=MAX_DELAY,
+                step=1,
+                value=8,
+                label="Latest step",
+                elem_id=f"negative_delay_{tab}_auto_max",
+            )
+        gr.Markdown(HELP + (IMG2IMG_HELP if is_img2img else "") + AUTO_HELP, elem_classes=["negative-delay-help"])
+    return [enabled, delay, auto, sensitivity, auto_min, auto_max]

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from lib_negative_delay import XYZ_PREFIX
-from lib_negative_delay.settings import parse_delay, parse_enabled, process_log
-from lib_negative_delay.webui.generation import OVERRIDE_DELAY, OVERRIDE_ENABLED
+from lib_negative_delay.settings import parse_delay, parse_enabled, parse_sensitivity, process_log
+from lib_negative_delay.webui.generation import OVERRIDE_AUTO, OVERRIDE_DELAY, OVERRIDE_ENABLED, OVERRIDE_SENSITIVITY
 
 DELAY_LABEL = f"{XYZ_PREFIX} Delay"
 ENABLED_LABEL = f"{XYZ_PREFIX} Enabled"
+AUTO_LABEL = f"{XYZ_PREFIX} Auto-detect"
+SENSITIVITY_LABEL = f"{XYZ_PREFIX} Sensitivity"
 
 
 def find_xyz_module() -> Any | None:
@@ -36,6 +38,24 @@ def apply_enabled(p: Any, value: object, _values: object) -> None:
         setattr(p, OVERRIDE_ENABLED, flag)
 
 
+def apply_auto(p: Any, value: object, _values: object) -> None:
+    """Auto on/off; turning auto on also turns the extension on for the cell."""
+    flag = parse_enabled(value, "X/Y/Z axis")
+    if flag is not None:
+        setattr(p, OVERRIDE_AUTO, flag)
+        if flag:
+            setattr(p, OVERRIDE_ENABLED, True)
+
+
+def apply_sensitivity(p: Any, value: object, _values: object) -> None:
+    """Sensitivity on an axis implies auto mode (and the extension) for those cells."""
+    sensitivity = parse_sensitivity(value, "X/Y/Z axis")
+    if sensitivity is not None:
+        setattr(p, OVERRIDE_SENSITIVITY, sensitivity)
+        setattr(p, OVERRIDE_AUTO, True)
+        setattr(p, OVERRIDE_ENABLED, True)
+
+
 def confirm_delays(_p: Any, values: list) -> None:
     """Reject bad axis values before any image is generated (the X/Y/Z script shows the message)."""
     for value in values:
@@ -56,6 +76,8 @@ def register_axes() -> None:
             [
                 xyz.AxisOption(DELAY_LABEL, int, apply_delay, confirm=confirm_delays),
                 xyz.AxisOption(ENABLED_LABEL, str, apply_enabled, choices=lambda: ["True", "False"]),
+                xyz.AxisOption(AUTO_LABEL, str, apply_auto, choices=lambda: ["True", "False"]),
+                xyz.AxisOption(SENSITIVITY_LABEL, float, apply_sensitivity),
             ]
         )
     except Exception as exc:  # a UI hook must never stop the WebUI from starting
