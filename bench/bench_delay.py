@@ -132,9 +132,19 @@ def generate(
     return torch.stack([torch.as_tensor(im).float() for im in res.images])
 
 
+def distinct_prompts(n: int, seed: int) -> list[str]:
+    """`n` different prompts from `eval_prompts` (which may repeat a prompt): the first n distinct ones."""
+    k = n
+    while True:
+        prompts = list(dict.fromkeys(eval_prompts(k, seed=seed)))
+        if len(prompts) >= n or k > 64 * n:
+            return prompts[:n]
+        k *= 2
+
+
 def make_cases(args: argparse.Namespace) -> tuple[list[str], list[list[tuple[str, int]]]]:
     """(prompts, generation groups): each group is a list of (prompt, seed) with consecutive seeds."""
-    prompts = eval_prompts(args.prompts, seed=args.prompt_seed)
+    prompts = distinct_prompts(args.prompts, args.prompt_seed)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     groups: list[list[tuple[str, int]]] = []
     if args.pairing == "cycle":
@@ -286,7 +296,7 @@ def write_table(doc: dict, path: Path) -> None:
     head = "| delay |" + "".join(f" {s}: hat / removal / reverse / PSNR / SSIM / score |" for s in samplers)
     lines = [
         f"Toy model, {doc['config']['cases']} cases ({doc['config']['seeds']} seeds, "
-        f"{len(doc['config']['prompts'])} prompts, pairing {doc['config']['pairing']}), "
+        f"{len(set(doc['config']['prompts']))} distinct prompts, pairing {doc['config']['pairing']}), "
         f"{doc['config']['steps']} steps, CFG {doc['config']['cfg_scale']:g}, negative "
         f'"{doc["config"]["negative_prompt"]}". Delay 0 = negative from step 0 (= extension off); '
         f"delay {doc['config']['steps']} = never applied (= no negative). Removal: over cases with a hat without the "
