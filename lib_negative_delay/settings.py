@@ -140,8 +140,6 @@ class GenerationState:
     log: OnceLog = field(default_factory=OnceLog)
     failed: bool = False
     # per-pass values, reset before every sampling pass
-    pass_index: int = -1
-    pass_label: str = ""
     negative_start: int = 0
     pass_steps: int = 0
     empty: object = None  # the encoded empty prompt for this pass (one row), or None
@@ -153,4 +151,3 @@ class GenerationState:
     detector: object = None  # StabilityDetector of the current pass (auto mode)
     starts: list | None = None  # per-image first negative step of the current pass (auto mode)
     auto_steps: list | None = None  # per-image switch steps of the first pass, for the hires pass
-    swapped_evaluations: int = 0  # how many denoiser evaluations got the empty conditioning (all passes)

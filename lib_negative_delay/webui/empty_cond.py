@@ -49,7 +49,3 @@ def clear(*_args: object) -> None:
     """Drop every cached encoding (called when a checkpoint is loaded)."""
     _encoded.clear()
     fitted.clear()
-
-
-def cached_entries() -> int:
-    return len(_encoded)

@@ -177,8 +177,6 @@ def before_sampling(p: Any) -> None:
     try:
         is_hires = bool(getattr(p, "is_hr_pass", False))
         geometry = state.geometries["hires" if is_hires else "first"]
-        state.pass_index += 1
-        state.pass_label = "hires" if is_hires else "first"
         state.negative_start = geometry.negative_start(state.settings.delay)
         state.pass_steps = geometry.full_steps - geometry.offset
         state.follow_callback = False
@@ -255,7 +253,7 @@ def on_cfg_denoiser(params: Any) -> None:
     if state is None or state.failed or state.empty is None:
         return
     try:
-        if getattr(state, "pattern_owner", None) is not denoiser:
+        if state.pattern_owner is not denoiser:
             state.pattern_owner = denoiser
             state.pattern = _sampler_pattern(denoiser, p)
         pattern = state.pattern
@@ -282,7 +280,6 @@ def on_cfg_denoiser(params: Any) -> None:
         if any(uses_negative):
             empty = mix_rows(empty, params.text_uncond, uses_negative)
         params.text_uncond = empty
-        state.swapped_evaluations += 1
     except UnsupportedConditioning as exc:
         state.failed = True
         state.log.error(f"unsupported model or conditioning ({exc}); negative prompt applied as usual")
