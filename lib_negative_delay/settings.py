@@ -48,6 +48,17 @@ class OnceLog:
 process_log = OnceLog()
 
 
+def _as_number(value: object) -> float | None:
+    """A float from a number or numeric text; None for bools, other text and NaN."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value) if isinstance(value, (int, float)) else float(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return None if number != number else number
+
+
 def parse_delay(value: object, source: str, warn: OnceLog | None = None) -> int | None:
     """Turn a delay from any source into an int in ``0..MAX_DELAY``.
 
@@ -56,16 +67,11 @@ def parse_delay(value: object, source: str, warn: OnceLog | None = None) -> int 
     only when they are whole ("5.0"); "5.5" is rejected.
     """
     warn = warn or process_log
-    if isinstance(value, bool):
+    number = _as_number(value)
+    if number is None:
         warn.warning(f"{source}: delay {value!r} is not a number of steps; ignored")
         return None
-    number: float
-    try:
-        number = float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
-    except (TypeError, ValueError):
-        warn.warning(f"{source}: delay {value!r} is not a number of steps; ignored")
-        return None
-    if number != number or number in (float("inf"), float("-inf")) or number != int(number):
+    if number in (float("inf"), float("-inf")) or number != int(number):
         warn.warning(f"{source}: delay {value!r} is not a whole number of steps; ignored")
         return None
     delay = int(number)
@@ -117,12 +123,8 @@ class DelaySettings:
 def parse_sensitivity(value: object, source: str, warn: OnceLog | None = None) -> float | None:
     """Sensitivity in 0..1 (clamped with one warning); None (warned) when not a number."""
     warn = warn or process_log
-    try:
-        number = float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
-    except (TypeError, ValueError):
-        warn.warning(f"{source}: sensitivity {value!r} is not a number; ignored")
-        return None
-    if number != number or isinstance(value, bool):
+    number = _as_number(value)
+    if number is None:
         warn.warning(f"{source}: sensitivity {value!r} is not a number; ignored")
         return None
     if not 0.0 <= number <= 1.0:
