@@ -137,3 +137,15 @@ def mix_rows(empty: Cond, negative: Cond, use_negative: list[bool]) -> Cond:
         raise UnsupportedConditioning(f"cannot mix {describe(empty)} with {describe(negative)} per image")
     mask = torch.tensor(use_negative, device=negative.device).view(-1, *([1] * (negative.dim() - 1)))
     return torch.where(mask, negative, empty)
+
+
+def rows_of(cond: Cond) -> int:
+    """Number of rows (images) of a conditioning tensor or dict."""
+    return int(crossattn(cond).shape[0])
+
+
+def take_rows(cond: Cond, rows: list[int]) -> Cond:
+    """The given rows of a conditioning tensor or dict (dicts keep their type and ``.shape``)."""
+    if isinstance(cond, dict):
+        return _like_type(cond, {k: take_rows(v, rows) for k, v in cond.items()})
+    return cond[torch.tensor(rows, device=cond.device, dtype=torch.long)]

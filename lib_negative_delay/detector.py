@@ -1,38 +1,44 @@
 """Automatic critical-step detection, per image of the batch. Pure torch, no WebUI imports.
 
-The default signal is *structure stabilisation*: the relative change of the positive branch's
-predicted clean image (x0) between consecutive steps.  Early on the prediction swings as the layout
-forms; once the positive prompt has laid the picture out, the change drops.  That drop is the
-critical step of the paper: the content the negative prompt should act on is now there.  The signal
-is free (the sampler computes x0 anyway) and needs no extra UNet evaluation.
+Signal: *neutralisation alignment*.  The negative prompt removes an object by subtracting its own
+prediction where the positive prediction draws that object (Ban et al., arXiv 2406.02965).  So the
+moment to bring it in is when the positive prompt's guidance starts to point the way the negative
+prompt's does.  At a step ``k`` the detector compares, per image,
 
-An image switches to the real negative prompt at step ``k`` when ``min_step <= k`` and its change at
-``k`` is at most the threshold, or when ``k`` reaches ``max_step``.  Before the switch the trajectory
-is exactly the one with the empty negative prompt, so an auto switch at ``k`` produces the same image
-as a fixed delay of ``k``.
+    d_pos = x0(positive) - x0(empty)        d_neg = x0(negative) - x0(empty)
+
+by their cosine; ``x0`` may equally be the model's noise prediction (the cosine of differences is the
+same for eps, v and x0 outputs of one input).  ``d_pos`` and the empty branch come from the step's own
+model call; the negative branch costs one extra evaluation per undecided image and step of the window.
+An image switches at ``k`` when ``min_step <= k < max_step`` and the cosine is at least the threshold;
+undecided images switch at ``max_step``.  A switching image uses that extra evaluation as its uncond
+at ``k`` already, so an auto switch at ``k`` gives the image of a fixed delay ``k``.
+
+Chosen on the benchmark (``bench/bench_auto.py``): it scored best of the signals tried.
 """
 
 from __future__ import annotations
 
 import torch
 
-# sensitivity 0..1 → change threshold; higher sensitivity switches earlier (at a larger remaining change)
-_LOW, _HIGH = 0.05, 0.6
+# sensitivity 0..1 → cosine threshold: 0 → 0.5 (switch only on clear alignment), 0.5 → -0.4, 1 → -1.3 (at once)
+_AT_ZERO, _SLOPE = 0.5, 1.8
 
 
 def threshold_for(sensitivity: float) -> float:
-    """Map the UI's sensitivity (0..1) geometrically onto a relative-change threshold."""
+    """Map the UI's sensitivity (0..1) linearly onto the cosine threshold; higher switches earlier."""
     s = min(max(float(sensitivity), 0.0), 1.0)
-    return _LOW * (_HIGH / _LOW) ** s
+    return _AT_ZERO - _SLOPE * s
 
 
-def relative_change(previous: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
-    """Per-image ``||current - previous|| / ||current||`` over all non-batch dimensions."""
-    diff = (current.float() - previous.float()).flatten(1).norm(dim=1)
-    return diff / current.float().flatten(1).norm(dim=1).clamp_min(1e-8)
+def alignment(pos: torch.Tensor, empty: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+    """Per image: cosine between ``negative - empty`` and ``pos - empty`` (0 where either difference is 0)."""
+    d_pos = (pos.float() - empty.float()).flatten(1)
+    d_neg = (negative.float() - empty.float()).flatten(1)
+    return torch.nn.functional.cosine_similarity(d_pos, d_neg, dim=1, eps=1e-12)
 
 
-class StabilityDetector:
+class AlignmentDetector:
     """Decides, step by step and per image, when each image switches to the real negative prompt."""
 
     def __init__(self, batch: int, threshold: float, min_step: int, max_step: int) -> None:
@@ -41,37 +47,32 @@ class StabilityDetector:
         self.min_step = max(0, min_step)
         self.max_step = max(self.min_step, max_step)
         self.switch_at: list[int | None] = [None] * batch
-        self._previous: torch.Tensor | None = None
-        self._change: torch.Tensor | None = None
         self._last_step = -1
 
     def needs(self, step: int) -> bool:
-        """Whether ``step`` has not been observed yet (the first evaluation of a step observes it)."""
+        """Whether ``step`` has not been looked at yet (the first evaluation of a step probes it)."""
         return step > self._last_step
 
-    def observe(self, step: int, x0: torch.Tensor | None) -> None:
-        """Feed the positive x0 prediction available at the start of ``step`` (None when unknown)."""
-        if step <= self._last_step:
-            return
-        self._last_step = step
-        if x0 is None or x0.shape[0] != self.batch:
-            self._change = None  # no usable prediction: only the latest-step bound can switch
-        else:
-            x0 = x0.detach()
-            same_shape = self._previous is not None and self._previous.shape == x0.shape
-            self._change = relative_change(self._previous, x0) if same_shape else None
-            self._previous = x0
-        for i in range(self.batch):
-            if self.switch_at[i] is not None or step < self.min_step:
-                continue
-            stable = self._change is not None and float(self._change[i]) <= self.threshold
-            if stable or step >= self.max_step:
+    def probing(self, step: int) -> list[int]:
+        """Mark ``step`` as looked at; returns the images whose negative branch should be evaluated now."""
+        self._last_step = max(self._last_step, step)
+        if not self.min_step <= step < self.max_step:
+            return []
+        return [i for i, at in enumerate(self.switch_at) if at is None]
+
+    def decide(self, step: int, images: list[int], cosine: torch.Tensor) -> list[int]:
+        """Record the cosines measured at ``step`` for ``images``; returns those that switch now."""
+        switched = []
+        for i, value in zip(images, cosine.tolist(), strict=True):
+            if self.switch_at[i] is None and value >= self.threshold:
                 self.switch_at[i] = step
+                switched.append(i)
+        return switched
 
     def uses_negative(self, step: int) -> list[bool]:
-        """Per image: does ``step`` use the real negative prompt?"""
-        return [at is not None and step >= at for at in self.switch_at]
+        """Per image: does ``step`` use the real negative prompt? (Undecided images do from ``max_step``.)"""
+        return [step >= (self.max_step if at is None else at) for at in self.switch_at]
 
     def finish(self, steps: int) -> list[int]:
-        """Switch steps for the infotext; images that never switched report ``steps``."""
-        return [steps if at is None else at for at in self.switch_at]
+        """First step with the real negative per image, for the infotext; ``steps`` means never."""
+        return [min(steps, self.max_step if at is None else at) for at in self.switch_at]

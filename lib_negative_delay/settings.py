@@ -111,8 +111,8 @@ class DelaySettings:
     delay: int = 0  # the fixed delay; with auto it is the fallback when detection cannot run
     auto: bool = False
     sensitivity: float = 0.5
-    auto_min: int = 1
-    auto_max: int = 8
+    auto_min: int = 0  # earliest step auto mode may switch at
+    auto_max: int = 3  # undecided images switch here
 
     @property
     def active(self) -> bool:
@@ -150,6 +150,6 @@ class GenerationState:
     geometries: dict = field(default_factory=dict)  # PassGeometry per pass kind ("first", "hires")
     pattern: object = None  # EvalPattern of the sampler that owns the current denoiser
     pattern_owner: object = None  # that denoiser
-    detector: object = None  # StabilityDetector of the current pass (auto mode)
+    detector: object = None  # AlignmentDetector of the current pass (auto mode)
     starts: list | None = None  # per-image first negative step of the current pass (auto mode)
     auto_steps: list | None = None  # per-image switch steps of the first pass, for the hires pass

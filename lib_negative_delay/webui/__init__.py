@@ -23,6 +23,7 @@ def register_callbacks() -> None:
 
     hooks = [
         ("callbacks_cfg_denoiser", script_callbacks.on_cfg_denoiser, generation.on_cfg_denoiser),
+        ("callbacks_cfg_denoised", script_callbacks.on_cfg_denoised, generation.on_cfg_denoised),
         ("callbacks_model_loaded", script_callbacks.on_model_loaded, empty_cond.clear),
         ("callbacks_before_ui", script_callbacks.on_before_ui, xyz.register_axes),
         ("callbacks_ui_settings", script_callbacks.on_ui_settings, options.on_ui_settings),

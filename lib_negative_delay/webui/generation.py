@@ -8,21 +8,22 @@ Lifecycle of one generation:
   hires pass, every batch) works out from which step this pass uses the negative prompt and encodes
   the empty prompt for the pass size (cached);
 - ``on_cfg_denoiser`` (registered once at import) runs for every denoiser evaluation of every
-  generation and swaps ``params.text_uncond`` while the step is before that start.
+  generation and swaps ``params.text_uncond`` while the step is before that start;
+- ``on_cfg_denoised`` (auto mode only) measures the detector's signal after the model call of the
+  evaluation and switches images at that very step (``probe.py``).
 
-Nothing is kept in globals except caches of encoded tensors; a failed or interrupted generation
-leaves nothing behind because the state dies with ``p``.
+Nothing is kept in globals except caches of encoded tensors and the one-evaluation hand-off from
+``on_cfg_denoiser`` to ``on_cfg_denoised``; a failed or interrupted generation leaves nothing behind
+because the state dies with ``p``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from lib_negative_delay import INFOTEXT_KEY
 from lib_negative_delay.conditioning import UnsupportedConditioning, mix_rows
-from lib_negative_delay.detector import StabilityDetector, threshold_for
+from lib_negative_delay.detector import AlignmentDetector, threshold_for
 from lib_negative_delay.schedule import (
     EvalPattern,
     PassGeometry,
@@ -38,7 +39,7 @@ from lib_negative_delay.settings import (
     parse_sensitivity,
     process_log,
 )
-from lib_negative_delay.webui import empty_cond
+from lib_negative_delay.webui import empty_cond, probe
 
 STATE_ATTR = "negative_prompt_delay_state"
 OVERRIDE_ENABLED = "negative_prompt_delay_enabled"  # set by X/Y/Z axes; preferred over the UI value
@@ -55,8 +56,8 @@ def settings_from_args(
     delay: object,
     auto: object = False,
     sensitivity: object = 0.5,
-    auto_min: object = 1,
-    auto_max: object = 8,
+    auto_min: object = DelaySettings.auto_min,
+    auto_max: object = DelaySettings.auto_max,
 ) -> DelaySettings:
     """Combine UI/API args with X/Y/Z overrides on ``p`` into validated settings."""
     enabled = getattr(p, OVERRIDE_ENABLED, enabled)
@@ -71,8 +72,8 @@ def settings_from_args(
     sens = parse_sensitivity(sensitivity, "sensitivity")
     low = parse_delay(auto_min, "earliest auto step")
     high = parse_delay(auto_max, "latest auto step")
-    low = 1 if low is None else low
-    high = max(low, 8 if high is None else high)
+    low = DelaySettings.auto_min if low is None else low
+    high = max(low, DelaySettings.auto_max if high is None else high)
     return DelaySettings(
         enabled=bool(flag) and value is not None,
         delay=value or 0,
@@ -206,7 +207,7 @@ def _setup_auto_pass(state: GenerationState, geometry: PassGeometry, is_hires: b
         detected = state.auto_steps or [settings.delay] * batch
         state.starts = [geometry.negative_start(step) for step in detected]
         return
-    state.detector = StabilityDetector(
+    state.detector = AlignmentDetector(
         batch,
         threshold_for(settings.sensitivity),
         geometry.negative_start(settings.auto_min),
@@ -226,27 +227,55 @@ def _sampler_pattern(denoiser: Any, p: Any) -> EvalPattern:
     return pattern_for_sampler(name, funcname, bool(options.get("second_order", False)))
 
 
-def _uses_negative(state: GenerationState, p: Any, denoiser: Any, step: int) -> list[bool]:
-    """Per image of the batch: does this step use the real negative prompt?"""
-    detector: StabilityDetector | None = state.detector
+def _record_auto_steps(state: GenerationState, p: Any) -> None:
+    state.auto_steps = state.detector.finish(state.pass_steps)
+    p.extra_generation_params[STEPS_KEY] = " ".join(str(x) for x in state.auto_steps)
+
+
+def _auto_failed(state: GenerationState, exc: Exception) -> None:
+    state.detector = None
+    state.log.warning(f"auto-detection failed ({exc}); using the fixed delay {state.settings.delay}")
+
+
+def _uses_negative(state: GenerationState, p: Any, params: Any, step: int) -> list[bool]:
+    """Per image of the batch: does this step use the real negative prompt? Sets up auto mode's probe."""
+    detector: AlignmentDetector | None = state.detector
     if detector is not None:
         try:
             if detector.needs(step):
-                x0 = getattr(getattr(denoiser, "sampler", None), "last_latent", None)
-                detector.observe(step, x0 if isinstance(x0, torch.Tensor) else None)
-                state.auto_steps = detector.finish(state.pass_steps)
-                p.extra_generation_params[STEPS_KEY] = " ".join(str(x) for x in state.auto_steps)
+                images = detector.probing(step)
+                if images:
+                    _HANDOFF.append((state, p, probe.prepare(params, detector, step, images)))
+                _record_auto_steps(state, p)
             return detector.uses_negative(step)
         except Exception as exc:
-            state.detector = None
-            state.log.warning(f"auto-detection failed ({exc}); using the fixed delay {state.settings.delay}")
+            _auto_failed(state, exc)
     if state.starts is not None:
         return [step >= start for start in state.starts]
     return [step >= state.negative_start]
 
 
+# auto mode's hand-off from on_cfg_denoiser to on_cfg_denoised of the same evaluation (at most one entry)
+_HANDOFF: list[tuple[GenerationState, Any, probe.Probe]] = []
+
+
+def on_cfg_denoised(params: Any) -> None:
+    """``script_callbacks.on_cfg_denoised`` hook: auto mode's measurement after the model call."""
+    if not _HANDOFF:
+        return
+    state, p, pending = _HANDOFF.pop()
+    if state.failed or state.detector is not pending.detector:
+        return
+    try:
+        if probe.run(pending, params.x):
+            _record_auto_steps(state, p)
+    except Exception as exc:  # never break a generation
+        _auto_failed(state, exc)
+
+
 def on_cfg_denoiser(params: Any) -> None:
     """``script_callbacks.on_cfg_denoiser`` hook: use the empty negative before the start step."""
+    _HANDOFF.clear()
     denoiser = getattr(params, "denoiser", None)
     p = getattr(denoiser, "p", None)
     state: GenerationState | None = getattr(p, STATE_ATTR, None)
@@ -269,7 +298,7 @@ def on_cfg_denoiser(params: Any) -> None:
                 "following the WebUI's step counter for the rest of this pass"
             )
             step = step_of_evaluation(eval_index, counter, EvalPattern.FOLLOW_CALLBACK)
-        uses_negative = _uses_negative(state, p, denoiser, step)
+        uses_negative = _uses_negative(state, p, params, step)
         if all(uses_negative):
             return
         from modules import shared

@@ -8,6 +8,7 @@ The title's "on, from step N of S" suffix is maintained by ``javascript/negative
 from __future__ import annotations
 
 from lib_negative_delay import MAX_DELAY, TITLE
+from lib_negative_delay.settings import DelaySettings
 from lib_negative_delay.webui import options
 
 HELP = (
@@ -15,8 +16,9 @@ HELP = (
     "Removes unwanted things without reshaping the picture. 2-5 steps of 20-30 is a good start."
 )
 AUTO_HELP = (
-    " Auto-detect switches each image once its layout has settled (between the earliest and latest step);"
-    " the Delay is then the fallback."
+    " Auto-detect switches each image once the prompt starts to draw what the negative prompt names (measured"
+    " between the earliest and latest step, one extra model evaluation per undecided image and step; undecided"
+    " images switch at the latest step); the Delay is the fallback if detection cannot run."
 )
 IMG2IMG_HELP = " In img2img and hires fix the delay marks a noise level: a low denoising strength applies it at once."
 
@@ -44,7 +46,7 @@ def build(is_img2img: bool) -> list:
                 minimum=0.0,
                 maximum=1.0,
                 step=0.05,
-                value=0.5,
+                value=DelaySettings.sensitivity,
                 label="Sensitivity (higher switches earlier)",
                 elem_id=f"negative_delay_{tab}_sensitivity",
             )
@@ -52,7 +54,7 @@ def build(is_img2img: bool) -> list:
                 minimum=0,
                 maximum=MAX_DELAY,
                 step=1,
-                value=1,
+                value=DelaySettings.auto_min,
                 label="Earliest step",
                 elem_id=f"negative_delay_{tab}_auto_min",
             )
@@ -60,7 +62,7 @@ def build(is_img2img: bool) -> list:
                 minimum=0,
                 maximum=MAX_DELAY,
                 step=1,
-                value=8,
+                value=DelaySettings.auto_max,
                 label="Latest step",
                 elem_id=f"negative_delay_{tab}_auto_max",
             )

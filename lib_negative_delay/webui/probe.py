@@ -1,0 +1,129 @@
+"""Auto mode's measurement inside one CFG-denoiser evaluation.
+
+``prepare`` runs in ``on_cfg_denoiser`` (before the model call): it notes, for the images still undecided,
+where their positive and uncond rows sit in the batch and what their real negative conditioning is.
+``run`` runs in ``on_cfg_denoised`` (after the model call, before the CFG combine): it evaluates the real
+negative for those images (one extra model call, only their rows), measures the alignment, and writes the
+negative's output into the uncond rows of images that switch, in place, so they use the negative at this
+very step.  Layout of the WebUI's batch (``CFGDenoiser.forward``): the positive rows of every image
+(several per image with AND), then one uncond row per image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from lib_negative_delay.conditioning import Cond, UnsupportedConditioning, rows_of, take_rows
+from lib_negative_delay.detector import AlignmentDetector, alignment
+
+
+@dataclass
+class Probe:
+    """What ``run`` needs from the evaluation that ``prepare`` saw."""
+
+    detector: AlignmentDetector
+    step: int
+    images: list[int]  # undecided images, probed at this evaluation
+    cond_rows: list[int]  # each one's first positive row in the batch
+    uncond_rows: list[int]  # each one's uncond row
+    total_rows: int
+    inner_model: Any
+    x: torch.Tensor
+    sigma: torch.Tensor
+    image_cond: torch.Tensor
+    negative: Cond  # the real negative conditioning of those images (padded as the WebUI pads it)
+
+
+def _first_cond_rows(x_in: torch.Tensor, n_cond: int, batch: int) -> list[int]:
+    """Row of each image's first positive: the batch repeats image i's latent once per AND sub-prompt."""
+    if n_cond == batch:
+        return list(range(batch))
+    rows = []
+    for i in range(batch):
+        own = x_in[n_cond + i]
+        found = next((r for r in range(n_cond) if torch.equal(x_in[r], own)), None)
+        if found is None:
+            raise UnsupportedConditioning("cannot find an image's positive rows in the batch")
+        rows.append(found)
+    return rows
+
+
+def _padded_negative(denoiser: Any, cond: Cond, negative: Cond) -> Cond:
+    """The negative as the WebUI would pad it against the positive (options pad_cond_uncond[_v0])."""
+    from modules import shared
+
+    if rows_of(negative) and _tokens(cond) != _tokens(negative):
+        if getattr(shared.opts, "pad_cond_uncond_v0", False):
+            return denoiser.pad_cond_uncond_v0(cond, negative)[1]
+        if getattr(shared.opts, "pad_cond_uncond", False):
+            return denoiser.pad_cond_uncond(cond, negative)[1]
+    return negative
+
+
+def _tokens(cond: Cond) -> int:
+    c = cond["crossattn"] if isinstance(cond, dict) else cond
+    return int(c.shape[1])
+
+
+def prepare(params: Any, detector: AlignmentDetector, step: int, images: list[int]) -> Probe:
+    """Note the rows of ``images`` in this evaluation (``params``: the WebUI's CFGDenoiserParams)."""
+    denoiser = params.denoiser
+    negative = params.text_uncond
+    batch = rows_of(negative)
+    total = int(params.x.shape[0])
+    n_cond = total - batch
+    if n_cond != rows_of(params.text_cond) or batch != detector.batch:
+        raise UnsupportedConditioning(f"unexpected batch layout ({total} rows for {batch} images)")
+    cond_rows = _first_cond_rows(params.x, n_cond, batch)
+    uncond = [n_cond + i for i in images]
+    return Probe(
+        detector=detector,
+        step=step,
+        images=images,
+        cond_rows=[cond_rows[i] for i in images],
+        uncond_rows=uncond,
+        total_rows=total,
+        inner_model=denoiser.inner_model,
+        x=params.x[uncond],
+        sigma=params.sigma[uncond],
+        image_cond=params.image_cond[uncond],
+        negative=take_rows(_padded_negative(denoiser, params.text_cond, negative), images),
+    )
+
+
+def _condition(cond: Cond, image_cond: torch.Tensor) -> dict:
+    """The model's condition dict, built as ``CFGDenoiser.forward``'s ``make_condition_dict`` does."""
+    from modules import shared
+
+    if getattr(getattr(shared.sd_model, "model", None), "conditioning_key", None) == "crossattn-adm":
+        return {"c_crossattn": [cond], "c_adm": image_cond}
+    if isinstance(cond, dict):
+        return {**cond, "c_concat": [image_cond]}
+    return {"c_crossattn": [cond], "c_concat": [image_cond]}
+
+
+def run(probe: Probe, x_out: torch.Tensor) -> list[int]:
+    """Measure, decide, and give the switching images their negative output at this step; returns them."""
+    if x_out.shape[0] != probe.total_rows:
+        raise UnsupportedConditioning(f"unexpected denoiser output ({x_out.shape[0]} rows, {probe.total_rows} sent)")
+    # rows whose uncond was skipped this step (NGMS, skip early CFG) hold a copy of the positive: wait
+    pairs = zip(probe.cond_rows, probe.uncond_rows, strict=True)
+    live = [j for j, (c, u) in enumerate(pairs) if not torch.equal(x_out[c], x_out[u])]
+    if not live:
+        return []
+    with torch.no_grad():
+        neg_out = probe.inner_model(
+            probe.x[live], probe.sigma[live], cond=_condition(take_rows(probe.negative, live), probe.image_cond[live])
+        )
+    cond_rows = [probe.cond_rows[j] for j in live]
+    uncond_rows = [probe.uncond_rows[j] for j in live]
+    cosine = alignment(x_out[cond_rows], x_out[uncond_rows], neg_out)
+    images = [probe.images[j] for j in live]
+    switched = probe.detector.decide(probe.step, images, cosine)
+    for k, image in enumerate(images):
+        if image in switched:
+            x_out[uncond_rows[k]] = neg_out[k].to(x_out.dtype)
+    return switched
