@@ -1,0 +1,62 @@
+"""Detector policies evaluated offline on collected cases (`bench/auto_collect.py`): pure functions.
+
+A policy switches an image at the first step k in [low, high) whose signal passes tau, else at ``high``.
+``lag`` 0 means the signal measured at step k decides step k (the switch then needs the negative branch
+evaluated once at that step); ``lag`` 1 means step k is decided from the signal of step k - 1 (no extra work).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def switch_steps(signal: torch.Tensor, tau: float, higher: bool, low: int, high: int, lag: int) -> torch.Tensor:
+    """signal [steps, n] -> switch step per case [n] (long)."""
+    steps, n = signal.shape
+    if lag:
+        signal = torch.cat([torch.full_like(signal[:lag], float("nan")), signal[:-lag]])
+    passed = signal >= tau if higher else signal <= tau
+    passed &= ~torch.isnan(signal)
+    idx = torch.arange(steps).unsqueeze(1).expand(steps, n)
+    window = (idx >= low) & (idx < high)
+    hit = passed & window
+    first = torch.where(hit, idx, torch.full_like(idx, high)).min(dim=0).values
+    return first.clamp(max=high)
+
+
+def extra_evaluations(switch: torch.Tensor, low: int, high: int, kind: str) -> torch.Tensor:
+    """Extra UNet evaluations per image: "every" (negative evaluated at each step of the window until the
+    switch), "at_switch" (once, when the signal switches before ``high``) or "none"."""
+    detected = switch < high
+    if kind == "every":
+        return torch.where(detected, switch - low + 1, torch.full_like(switch, max(0, high - low))).float()
+    if kind == "at_switch":
+        return detected.float()
+    return torch.zeros_like(switch, dtype=torch.float)
+
+
+def case_scores(score: torch.Tensor, switch: torch.Tensor) -> torch.Tensor:
+    """score [D+1, n] (outcome of each fixed delay), switch [n] -> the score of each case's switch step."""
+    return score.gather(0, switch.clamp(max=score.shape[0] - 1).unsqueeze(0)).squeeze(0)
+
+
+def tune(
+    score: torch.Tensor,
+    signal: torch.Tensor,
+    train: list[int],
+    taus: list[float],
+    highs: list[int],
+    higher: bool,
+    low: int,
+    lag: int,
+) -> tuple[float, int]:
+    """Best (tau, high) on the ``train`` prompts; score [P, D+1, n], signal [P, steps, n]."""
+    best, arg = -1.0, (taus[0], highs[0])
+    for high in highs:
+        for tau in taus:
+            total = torch.cat(
+                [case_scores(score[p], switch_steps(signal[p], tau, higher, low, high, lag)) for p in train]
+            ).mean()
+            if float(total) > best + 1e-9:
+                best, arg = float(total), (tau, high)
+    return arg
