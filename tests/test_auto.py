@@ -201,35 +201,27 @@ def test_auto_sdxl_dict_and_hires(sdxl):
         assert torch.allclose(a, b, atol=1e-5)  # the hires pass too: it reuses each image's noise level
 
 
-def test_auto_failure_falls_back_to_fixed_delay(sd1, ext_log, monkeypatch):
-    h, model, rec = sd1
-
-    def boom(*args):
-        raise RuntimeError("detector broke")
-
-    monkeypatch.setattr(AlignmentDetector, "probing", boom)
-    res = h.txt2img(prompt="a cat", negative_prompt="glasses", steps=5, batch_size=2, **auto_args(fallback=2))
-    assert len(res.images) == 2
-    empty = encode_empty(model, 64, 64)
-    assert [is_empty(e.uncond, empty) for e in rec.evaluations] == [True, True, False, False, False]
-    warnings = ext_log.at(logging.WARNING)
-    assert len(warnings) == 1 and "fixed delay 2" in warnings[0]
-
-
-def test_measurement_failure_falls_back_once(sd1, ext_log, monkeypatch):
+@pytest.mark.parametrize(
+    "where, fallback, empties",
+    [
+        ("probing", 2, [True, True, False, False, False]),  # the detector, in on_cfg_denoiser
+        ("alignment", 3, [True, True, True, False, False]),  # the measurement, in on_cfg_denoised
+    ],
+)
+def test_auto_failure_falls_back_to_fixed_delay_once(sd1, ext_log, monkeypatch, where, fallback, empties):
     h, model, rec = sd1
     from lib_negative_delay.webui import probe
 
     def boom(*args):
-        raise RuntimeError("measurement broke")
+        raise RuntimeError(f"{where} broke")
 
-    monkeypatch.setattr(probe, "alignment", boom)
-    res = h.txt2img(prompt="a cat", negative_prompt="glasses", steps=5, batch_size=2, **auto_args(fallback=3))
+    monkeypatch.setattr(*((AlignmentDetector, "probing") if where == "probing" else (probe, "alignment")), boom)
+    res = h.txt2img(prompt="a cat", negative_prompt="glasses", steps=5, batch_size=2, **auto_args(fallback=fallback))
     assert len(res.images) == 2
     empty = encode_empty(model, 64, 64)
-    assert [is_empty(e.uncond, empty) for e in rec.evaluations] == [True, True, True, False, False]
+    assert [is_empty(e.uncond, empty) for e in rec.evaluations] == empties
     warnings = ext_log.at(logging.WARNING)
-    assert len(warnings) == 1 and "measurement broke" in warnings[0] and "fixed delay 3" in warnings[0]
+    assert len(warnings) == 1 and f"{where} broke" in warnings[0] and f"fixed delay {fallback}" in warnings[0]
 
 
 def test_auto_paste_round_trip_and_api(sd1):
