@@ -33,7 +33,6 @@ import harness  # noqa: E402
 from modules import script_callbacks  # noqa: E402
 
 from lib_negative_delay import TITLE  # noqa: E402
-from lib_negative_delay.detector import relative_change  # noqa: E402
 from lib_negative_delay.toy import metrics, presence  # noqa: E402
 from lib_negative_delay.toy.model import ToyLDM  # noqa: E402
 
@@ -49,6 +48,12 @@ PROMPTS = [
 ]
 NEGATIVE = "hat"
 SIGNALS = ("a_cos", "a_gain", "b_mean", "b_conc", "c", "w")
+
+
+def relative_change(previous: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+    """Per image ``||current - previous|| / ||current||`` (signal c, evaluated here only)."""
+    diff = (current.float() - previous.float()).flatten(1).norm(dim=1)
+    return diff / current.float().flatten(1).norm(dim=1).clamp_min(1e-8)
 
 
 class SignalRecorder:
