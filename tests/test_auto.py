@@ -78,7 +78,7 @@ def uncond_seen_is_empty(e, row: int, empty) -> bool:
     return is_empty(one, empty)
 
 
-def check_rows(evaluations, steps: list[int], high: int, empty, batch: int) -> None:
+def check_rows(evaluations, steps: list[int], high: int, empty) -> None:
     """What the model call gets: an image switched by a measurement at step k still sends the empty prompt at k
     (its negative output replaces the uncond after the call); one switched at the latest step sends the negative."""
     for e in evaluations:
@@ -106,7 +106,7 @@ def test_auto_equals_fixed_delay_per_image(toy):
     steps = switch_steps(info)
     assert len(steps) == 4 and all(0 <= s <= 6 for s in steps)
     assert len(set(steps)) > 1  # images of one batch switch at different steps
-    check_rows(rec.evaluations, steps, 6, encode_empty(toy, 32, 32), 4)
+    check_rows(rec.evaluations, steps, 6, encode_empty(toy, 32, 32))
     # and the images are those of the fixed delays (the switching step's uncond comes from its own, smaller call)
     for delay in sorted(set(steps)):
         fixed = h.txt2img(**kw, alwayson_scripts={TITLE: {"args": [True, delay]}})
@@ -195,7 +195,7 @@ def test_auto_sdxl_dict_and_hires(sdxl):
     steps = switch_steps(res.infotexts[0])
     assert steps == [2, 2]
     first = [e for e in rec.evaluations if e.uncond["crossattn"].shape[0] == 2][:6]
-    check_rows(first, steps, 3, encode_empty(model, 64, 64), 2)
+    check_rows(first, steps, 3, encode_empty(model, 64, 64))
     fixed = h.txt2img(**kw, alwayson_scripts={TITLE: {"args": [True, 2]}})
     for a, b in zip(res.images, fixed.images, strict=True):
         assert torch.allclose(a, b, atol=1e-5)  # the hires pass too: it reuses each image's noise level

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from lib_negative_delay.conditioning import Cond, UnsupportedConditioning, rows_of, take_rows
+from lib_negative_delay.conditioning import Cond, UnsupportedConditioning, crossattn, rows_of, take_rows
 from lib_negative_delay.detector import AlignmentDetector, alignment
 
 
@@ -55,17 +55,12 @@ def _padded_negative(denoiser: Any, cond: Cond, negative: Cond) -> Cond:
     """The negative as the WebUI would pad it against the positive (options pad_cond_uncond[_v0])."""
     from modules import shared
 
-    if rows_of(negative) and _tokens(cond) != _tokens(negative):
+    if crossattn(cond).shape[1] != crossattn(negative).shape[1]:
         if getattr(shared.opts, "pad_cond_uncond_v0", False):
             return denoiser.pad_cond_uncond_v0(cond, negative)[1]
         if getattr(shared.opts, "pad_cond_uncond", False):
             return denoiser.pad_cond_uncond(cond, negative)[1]
     return negative
-
-
-def _tokens(cond: Cond) -> int:
-    c = cond["crossattn"] if isinstance(cond, dict) else cond
-    return int(c.shape[1])
 
 
 def prepare(params: Any, detector: AlignmentDetector, step: int, images: list[int]) -> Probe:
