@@ -23,6 +23,13 @@ AUTO_HELP = (
 IMG2IMG_HELP = " In img2img and hires fix the delay marks a noise level: a low denoising strength applies it at once."
 
 
+def step_slider(value: int, label: str, elem_id: str) -> object:
+    """A slider over sampling steps 0..MAX_DELAY."""
+    import gradio as gr
+
+    return gr.Slider(minimum=0, maximum=MAX_DELAY, step=1, value=value, label=label, elem_id=elem_id)
+
+
 def build(is_img2img: bool) -> list:
     """Build the panel; returns the components in API order:
     ``[enabled, delay, auto, sensitivity, auto_min, auto_max]``."""
@@ -32,14 +39,7 @@ def build(is_img2img: bool) -> list:
     with gr.Accordion(TITLE, open=options.panel_open(), elem_id=f"negative_delay_{tab}"):
         with gr.Row():
             enabled = gr.Checkbox(label="Enabled", value=False, elem_id=f"negative_delay_{tab}_enabled")
-            delay = gr.Slider(
-                minimum=0,
-                maximum=MAX_DELAY,
-                step=1,
-                value=options.default_delay(),
-                label="Delay (sampling steps)",
-                elem_id=f"negative_delay_{tab}_delay",
-            )
+            delay = step_slider(options.default_delay(), "Delay (sampling steps)", f"negative_delay_{tab}_delay")
         with gr.Row():
             auto = gr.Checkbox(label="Auto-detect critical step", value=False, elem_id=f"negative_delay_{tab}_auto")
             sensitivity = gr.Slider(
@@ -50,21 +50,7 @@ def build(is_img2img: bool) -> list:
                 label="Sensitivity (higher switches earlier)",
                 elem_id=f"negative_delay_{tab}_sensitivity",
             )
-            auto_min = gr.Slider(
-                minimum=0,
-                maximum=MAX_DELAY,
-                step=1,
-                value=DelaySettings.auto_min,
-                label="Earliest step",
-                elem_id=f"negative_delay_{tab}_auto_min",
-            )
-            auto_max = gr.Slider(
-                minimum=0,
-                maximum=MAX_DELAY,
-                step=1,
-                value=DelaySettings.auto_max,
-                label="Latest step",
-                elem_id=f"negative_delay_{tab}_auto_max",
-            )
+            auto_min = step_slider(DelaySettings.auto_min, "Earliest step", f"negative_delay_{tab}_auto_min")
+            auto_max = step_slider(DelaySettings.auto_max, "Latest step", f"negative_delay_{tab}_auto_max")
         gr.Markdown(HELP + (IMG2IMG_HELP if is_img2img else "") + AUTO_HELP, elem_classes=["negative-delay-help"])
     return [enabled, delay, auto, sensitivity, auto_min, auto_max]
