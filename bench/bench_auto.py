@@ -183,7 +183,7 @@ def plot(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in report["signals"]]
+    rows = report["signals"]
     labels = [f"{r['signal']} lag {r['lag']}" for r in rows] + ["shipped default", "perfect hat forecast"]
     values = [r["vs_oracle"] for r in rows]
     values += [report["product_default"]["vs_oracle"]]
