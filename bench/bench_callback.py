@@ -22,7 +22,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "webui_standin")]
 from modules import shared  # noqa: E402
 
 from lib_negative_delay.settings import DelaySettings, GenerationState  # noqa: E402
-from lib_negative_delay.webui import generation  # noqa: E402
+from lib_negative_delay.webui import empty_cond, generation  # noqa: E402
 
 
 def _time(fn, n: int = 20000) -> float:
@@ -41,8 +41,9 @@ def measure(uncond: object, empty: object) -> dict:
     params = SimpleNamespace(denoiser=denoiser, sampling_step=0, text_uncond=uncond)
     shared.sd_model = SimpleNamespace()
     state = GenerationState(settings=DelaySettings(True, 5))
-    state.empty, state.empty_key = empty, (id(shared.sd_model), None, 512, 512)
-    state.negative_start = 5
+    state.prepared, state.counting = True, True
+    state.empty, state.empty_key = empty, -1
+    state.empty_identity = empty_cond.identity(shared.sd_model)
 
     def call() -> None:
         params.text_uncond = uncond

@@ -142,14 +142,19 @@ class GenerationState:
     log: OnceLog = field(default_factory=OnceLog)
     failed: bool = False
     # per-pass values, reset before every sampling pass
-    negative_start: int = 0
-    pass_steps: int = 0
-    empty: object = None  # the encoded empty prompt for this pass (one row), or None
-    empty_key: object = None
-    follow_callback: bool = False  # fell back to the WebUI's step counter in this pass
-    geometries: dict = field(default_factory=dict)  # PassGeometry per pass kind ("first", "hires")
+    prepared: bool = False  # before_sampling set this pass up (the callback does nothing otherwise)
+    reference: object = None  # schedule.Reference of the first pass (txt2img levels the delay is read against)
+    counting: bool = False  # this pass is a txt2img first pass: known step structures count steps
+    scale: object = None  # schedule.TimestepScale when this pass's sampler passes timesteps, else None
+    size: tuple = (0, 0)  # width, height of this pass (for the empty prompt's size conditioning)
+    empty: object = None  # the encoded empty prompt for this pass (one row), encoded on first use
+    empty_key: object = None  # token of that encoding (key of its fitted copies)
+    empty_identity: object = None  # checkpoint identity it was encoded with
     pattern: object = None  # EvalPattern of the sampler that owns the current denoiser
     pattern_owner: object = None  # that denoiser
+    by_level: bool = False  # the sampler's evaluations did not match its step structure: levels decide
+    step_equiv: int = 0  # equivalent step of the current sampler step (level mode)
+    latched: int = 0  # highest equivalent step reached in this pass (samplers without step structure)
     detector: object = None  # AlignmentDetector of the current pass (auto mode)
-    starts: list | None = None  # per-image first negative step of the current pass (auto mode)
+    starts: list | None = None  # per-image first negative (equivalent) step of the hires pass (auto mode)
     auto_steps: list | None = None  # per-image switch steps of the first pass, for the hires pass

@@ -345,7 +345,7 @@ def test_failed_generation_leaks_nothing(sd1, monkeypatch):
 # --- caching --------------------------------------------------------------------------------------------------
 
 
-def test_empty_prompt_encoded_once_per_model_and_size(sd1):
+def test_empty_prompt_encoded_once_per_pass_that_needs_it(sd1):
     h, model, rec = sd1
     from fake_models import FakeSD1Model
 
@@ -354,7 +354,11 @@ def test_empty_prompt_encoded_once_per_model_and_size(sd1):
     for _ in range(3):
         h.txt2img(**kw)
     h.txt2img(**kw, width=96)
-    assert sum(1 for batch in model.encode_calls if batch == [""]) == 2
+    h.txt2img(**kw, batch_size=2, n_iter=2)  # two batches: two passes
+    assert sum(1 for batch in model.encode_calls if batch == [""]) == 6
+    model.reset_calls()
+    h.img2img([torch.rand(3, 64, 64)], **{**kw, "steps": 20}, denoising_strength=0.3)  # starts below the level
+    assert not any(batch == [""] for batch in model.encode_calls)
     other = FakeSD1Model(seed=5)
     h.switch_model(other)
     rec.clear()

@@ -80,6 +80,9 @@ class FakeTextEncoder:
         self._cache: dict[str, torch.Tensor] = {}
         g = torch.Generator().manual_seed(seed)
         self.pos = torch.randn(CHUNK_ROWS, dim, generator=g) * 0.1
+        self.network_direction = torch.randn(dim, generator=g) * 0.3
+        self.network_strength = 0.0
+        """sum of the active LoRA multipliers (set by modules.extra_networks.activate): shifts every output row"""
 
     def word_embedding(self, word: str) -> torch.Tensor:
         e = self._cache.get(word)
@@ -116,6 +119,11 @@ class FakeTextEncoder:
         e = torch.stack([self.word_embedding(t) for t in toks])
         cum = torch.cumsum(e, dim=0) / torch.arange(1, CHUNK_ROWS + 1)[:, None]
         z = torch.tanh(0.6 * e + 0.4 * cum + self.pos)
+        skip = max(1, int(getattr(shared.opts, "CLIP_stop_at_last_layers", 1) or 1))
+        if skip > 1:  # Clip skip: the output of an earlier layer, another function of the same tokens
+            z = torch.tanh(1.3 * z - 0.1 * (skip - 1))
+        if self.network_strength:
+            z = z + self.network_strength * self.network_direction
         if bool((weights != 1.0).any()):
             original_mean = z.mean()
             z = z * weights[:, None]
@@ -292,6 +300,14 @@ class FakeSD1Model:
     def reset_calls(self) -> None:
         self.calls.clear()
         self.encode_calls.clear()
+
+    def load_weights_from(self, checkpoint: FakeSD1Model) -> None:
+        """Load another checkpoint's weights into this same object (what the WebUI's reload_model_weights does
+        for a checkpoint of the same architecture): text encoder, UNet weights, hash and checkpoint info change,
+        the Python object does not. The recorded calls stay."""
+        for key, value in vars(checkpoint).items():
+            if key not in ("calls", "encode_calls"):
+                setattr(self, key, value)
 
     def sigma_of_t(self, t: torch.Tensor) -> torch.Tensor:
         """The k-diffusion sigma of a (fractional) timestep, as CompVisDenoiser.t_to_sigma computes it."""

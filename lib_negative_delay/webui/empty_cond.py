@@ -1,35 +1,41 @@
-"""The empty negative prompt, encoded exactly the way the WebUI encodes it, cached per model and size."""
+"""The empty negative prompt, encoded the way the WebUI encodes it, for the text encoder as it is now.
+
+It is encoded afresh for every sampling pass that needs it (lazily, at its first delayed evaluation):
+extra networks (LoRA) are active by then, and Clip skip, emphasis and the SDXL size/crop options are read
+as this pass uses them.  A checkpoint change within the pass (the refiner) is recognised by the
+checkpoint's identity (file name and hash), not by the Python object, which the WebUI may reuse.
+"""
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import itertools
 
 import torch
 
 from lib_negative_delay.conditioning import Cond, FittedCache
 
-_encoded: OrderedDict[tuple, Cond] = OrderedDict()
 fitted = FittedCache()
-_MAX_ENTRIES = 8
+_tokens = itertools.count()
 
 
-def cache_key(model: object, width: int, height: int) -> tuple:
-    """Identity of one encoding: the checkpoint (object and hash) and the pass size."""
-    return (id(model), getattr(model, "sd_model_hash", None), int(width), int(height))
+def identity(model: object) -> tuple:
+    """Which checkpoint's weights ``model`` holds now."""
+    info = getattr(model, "sd_checkpoint_info", None)
+    return (
+        id(model),
+        getattr(model, "sd_model_checkpoint", None),
+        getattr(model, "sd_model_hash", None),
+        getattr(info, "filename", None),
+    )
 
 
-def encode_empty(model: object, width: int, height: int) -> tuple[tuple, Cond]:
-    """Encode "" as a one-row negative prompt for ``model`` at ``width``×``height``; cached.
+def encode_empty(model: object, width: int, height: int) -> tuple[int, Cond]:
+    """Encode "" as a one-row negative prompt for ``model`` at ``width``×``height``.
 
-    Uses the WebUI's own path (``SdConditioning`` with ``is_negative_prompt=True`` and the pass size),
-    so SDXL gets its all-zero empty negative and the right size conditioning.
+    Returns a token unique to this encoding (the key of its fitted copies) and the conditioning.  Uses the
+    WebUI's own path (``SdConditioning`` with ``is_negative_prompt=True`` and the pass size), so SDXL gets
+    its all-zero empty negative and the right size conditioning.
     """
-    key = cache_key(model, width, height)
-    hit = _encoded.get(key)
-    if hit is not None:
-        _encoded.move_to_end(key)
-        return key, hit
-
     from modules import devices, prompt_parser
 
     batch = prompt_parser.SdConditioning([""], is_negative_prompt=True, width=width, height=height)
@@ -39,13 +45,9 @@ def encode_empty(model: object, width: int, height: int) -> tuple[tuple, Cond]:
         cond = {k: v.detach() for k, v in cond.items()}
     else:
         cond = cond.detach()
-    _encoded[key] = cond
-    while len(_encoded) > _MAX_ENTRIES:
-        _encoded.popitem(last=False)
-    return key, cond
+    return next(_tokens), cond
 
 
 def clear(*_args: object) -> None:
-    """Drop every cached encoding (called when a checkpoint is loaded)."""
-    _encoded.clear()
+    """Drop every fitted copy (called when a checkpoint is loaded)."""
     fitted.clear()

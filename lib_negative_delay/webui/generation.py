@@ -21,14 +21,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from lib_negative_delay import INFOTEXT_KEY
+from lib_negative_delay import INFOTEXT_KEY, MAX_DELAY
 from lib_negative_delay.conditioning import UnsupportedConditioning, mix_rows
 from lib_negative_delay.detector import AlignmentDetector, threshold_for
 from lib_negative_delay.schedule import (
     EvalPattern,
-    PassGeometry,
+    Reference,
     consistent_with_counter,
     pattern_for_sampler,
+    starts_step,
     step_of_evaluation,
 )
 from lib_negative_delay.settings import (
@@ -39,7 +40,7 @@ from lib_negative_delay.settings import (
     parse_sensitivity,
     process_log,
 )
-from lib_negative_delay.webui import empty_cond, probe
+from lib_negative_delay.webui import empty_cond, levels, probe
 
 STATE_ATTR = "negative_prompt_delay_state"
 OVERRIDE_ENABLED = "negative_prompt_delay_enabled"  # set by X/Y/Z axes; preferred over the UI value
@@ -84,24 +85,6 @@ def settings_from_args(
     )
 
 
-def _pass_geometries(p: Any) -> dict[str, PassGeometry]:
-    """Geometry of each pass this generation will run, keyed "first"/"hires"."""
-    from modules import sd_samplers_common
-
-    steps = int(p.steps)
-    if _is_img2img(p):
-        full, t_enc = sd_samplers_common.setup_img2img_steps(p)
-        first = PassGeometry.partial(steps, full, t_enc + 1)
-    else:
-        first = PassGeometry.txt2img(steps)
-    out = {"first": first}
-    if getattr(p, "enable_hr", False) and not _is_img2img(p):
-        hr_steps = int(getattr(p, "hr_second_pass_steps", 0) or steps)
-        full, t_enc = sd_samplers_common.setup_img2img_steps(p, hr_steps)
-        out["hires"] = PassGeometry.partial(hr_steps, full, t_enc + 1)
-    return out
-
-
 def _is_img2img(p: Any) -> bool:
     return getattr(p, "init_images", None) is not None
 
@@ -138,35 +121,23 @@ def start_generation(p: Any, enabled: object, delay: object, *auto_args: object)
         state.log.info("the negative prompt is empty: nothing to delay")
         state.failed = True
         return state
-    try:
-        geometries = _pass_geometries(p)
-    except Exception as exc:  # never break a generation
-        state.log.error(f"could not read the step settings ({exc}); negative prompt applied as usual", exc_info=True)
-        state.failed = True
-        return state
+    steps = int(p.steps)
     if settings.auto:
         state.log.info(
             f"negative prompt from the detected critical step (sensitivity {settings.sensitivity:g}, "
-            f"steps {settings.auto_min}-{settings.auto_max})"
+            f"steps {settings.auto_min}-{settings.auto_max} of {steps})"
+        )
+    elif settings.delay >= steps:
+        state.log.warning(
+            f"delay {settings.delay} is not below the {steps} sampling steps: the negative prompt is never applied"
         )
     else:
-        parts = []
-        for label, geometry in geometries.items():
-            start = geometry.negative_start(settings.delay)
-            run = geometry.full_steps - geometry.offset
-            name = {"first": "img2img" if _is_img2img(p) else "", "hires": "hires"}[label]
-            where = f"{name} " if name else ""
-            if start >= run:
-                parts.append(f"never in the {run} {where}steps (delay {settings.delay} >= {geometry.requested_steps})")
-            else:
-                parts.append(f"from {where}step {start} of {run}")
-        state.log.info("negative prompt " + "; ".join(parts))
-        if settings.delay >= int(p.steps):
-            state.log.warning(
-                f"delay {settings.delay} is not below the {p.steps} sampling steps: "
-                "the negative prompt is never applied"
-            )
-    state.geometries = geometries
+        where = f"from step {settings.delay} of {steps}"
+        if _is_img2img(p):
+            where = f"from the noise level of step {settings.delay} of {steps} (img2img: its first step at or below it)"
+        elif getattr(p, "enable_hr", False):
+            where += "; hires pass: from its first step at or below that step's noise level"
+        state.log.info("negative prompt " + where)
     return state
 
 
@@ -176,59 +147,91 @@ def before_sampling(p: Any) -> None:
     if state is None or state.failed or not state.settings.active:
         return
     try:
-        is_hires = bool(getattr(p, "is_hr_pass", False))
-        geometry = state.geometries["hires" if is_hires else "first"]
-        state.negative_start = geometry.negative_start(state.settings.delay)
-        state.pass_steps = geometry.full_steps - geometry.offset
-        state.follow_callback = False
-        state.empty = None
-        state.pattern_owner = None
-        state.detector = None
-        state.starts = None
-        if state.settings.auto:
-            _setup_auto_pass(state, geometry, is_hires, int(getattr(p, "batch_size", 1) or 1))
-        if state.negative_start == 0 and not state.starts and state.detector is None:
-            return
         from modules import shared
 
-        width, height = (int(p.hr_upscale_to_x), int(p.hr_upscale_to_y)) if is_hires else (int(p.width), int(p.height))
-        state.empty_key, state.empty = empty_cond.encode_empty(shared.sd_model, width, height)
+        is_hires = bool(getattr(p, "is_hr_pass", False))
+        sampler = getattr(p, "sampler", None)
+        state.prepared = False
+        state.empty = state.empty_key = state.empty_identity = None
+        state.pattern_owner = state.detector = state.starts = None
+        state.by_level, state.step_equiv, state.latched = False, 0, 0
+        state.counting = not is_hires and not _is_img2img(p)
+        if not is_hires or state.reference is None:
+            state.reference = _reference(state, p, sampler, is_hires)
+        state.scale = levels.timestep_scale(shared.sd_model) if levels.is_timestep_sampler(sampler) else None
+        if state.settings.auto:
+            _setup_auto_pass(state, is_hires, int(getattr(p, "batch_size", 1) or 1))
+        state.size = (int(p.hr_upscale_to_x), int(p.hr_upscale_to_y)) if is_hires else (int(p.width), int(p.height))
+        state.prepared = True
     except Exception as exc:
         state.failed = True
-        state.log.error(
-            f"could not prepare the empty negative prompt ({exc}); negative prompt applied as usual", exc_info=True
+        message = f"could not prepare this sampling pass ({exc}); negative prompt applied as usual"
+        state.log.error(message, exc_info=True)
+
+
+def _reference(state: GenerationState, p: Any, sampler: Any, is_hires: bool) -> Reference | None:
+    """The txt2img levels of the first pass's sampler and schedule; None (warned once) if unreadable."""
+    from modules import sd_samplers, shared
+
+    try:
+        if is_hires:  # the first pass did not run here (hires from an existing image): use its sampler
+            sampler = sd_samplers.create_sampler(p.sampler_name, shared.sd_model)
+        return levels.reference(p, sampler, shared.sd_model, int(p.steps))
+    except Exception as exc:
+        state.log.warning(
+            f"cannot read the noise schedule of sampler {getattr(p, 'sampler_name', '?')!r} ({exc}); "
+            "counting its steps with the WebUI's step counter instead"
         )
+        return None
 
 
-def _setup_auto_pass(state: GenerationState, geometry: PassGeometry, is_hires: bool, batch: int) -> None:
+def _setup_auto_pass(state: GenerationState, is_hires: bool, batch: int) -> None:
     """Auto mode: the first pass detects per image; the hires pass reuses each image's noise level."""
     settings = state.settings
     if is_hires:
-        detected = state.auto_steps or [settings.delay] * batch
-        state.starts = [geometry.negative_start(step) for step in detected]
+        state.starts = list(state.auto_steps or [settings.delay] * batch)
         return
-    state.detector = AlignmentDetector(
-        batch,
-        threshold_for(settings.sensitivity),
-        geometry.negative_start(settings.auto_min),
-        geometry.negative_start(settings.auto_max),
-    )
+    state.detector = AlignmentDetector(batch, threshold_for(settings.sensitivity), settings.auto_min, settings.auto_max)
     state.auto_steps = None
 
 
 def _sampler_pattern(denoiser: Any, p: Any) -> EvalPattern:
     sampler = getattr(denoiser, "sampler", None)
-    config = getattr(sampler, "config", None)
-    name = getattr(config, "name", None) or getattr(p, "sampler_name", None)
-    funcname = getattr(sampler, "funcname", None)
-    if funcname is not None and not isinstance(funcname, str):
-        funcname = getattr(funcname, "__name__", None)
-    options = getattr(config, "options", None) or {}
-    return pattern_for_sampler(name, funcname, bool(options.get("second_order", False)))
+    return pattern_for_sampler(levels.sampler_name(sampler, p), levels.funcname(sampler))
+
+
+def _equivalent_step(state: GenerationState, p: Any, params: Any, denoiser: Any) -> int:
+    """The txt2img step this evaluation stands for (see ``schedule``); all evaluations of a step alike."""
+    pattern = state.pattern
+    eval_index = int(getattr(denoiser, "step", 0))
+    counter = int(params.sampling_step)
+    if pattern is not EvalPattern.NO_STEPS and not state.by_level:
+        step = step_of_evaluation(eval_index, pattern)
+        if consistent_with_counter(step, counter, pattern):
+            if state.counting or state.reference is None:
+                return step
+            if starts_step(eval_index, pattern):
+                state.step_equiv = state.reference.equivalent_step(levels.level_of(params.sigma, state.scale))
+            return state.step_equiv
+        state.by_level = True
+        state.log.warning(
+            f"sampler {getattr(p, 'sampler_name', '?')!r} evaluates the model in an unexpected order; "
+            "its noise level decides for the rest of this pass"
+        )
+    if state.reference is None:
+        return 0 if eval_index == 0 else counter + 1  # the WebUI's counter, corrected for its lag
+    if pattern is EvalPattern.NO_STEPS and state.settings.delay < state.reference.steps:
+        state.log.info(
+            f"sampler {getattr(p, 'sampler_name', '?')!r} has no fixed step structure: the negative prompt starts "
+            f"at its first evaluation at or below sigma {state.reference.levels[state.settings.delay]:.4g} "
+            f"(the level of step {state.settings.delay})"
+        )
+    state.latched = max(state.latched, state.reference.equivalent_step(levels.level_of(params.sigma, state.scale)))
+    return state.latched
 
 
 def _record_auto_steps(state: GenerationState, p: Any) -> None:
-    state.auto_steps = state.detector.finish(state.pass_steps)
+    state.auto_steps = state.detector.finish(state.reference.steps if state.reference else MAX_DELAY)
     p.extra_generation_params[STEPS_KEY] = " ".join(str(x) for x in state.auto_steps)
 
 
@@ -252,7 +255,7 @@ def _uses_negative(state: GenerationState, p: Any, params: Any, step: int) -> li
             _auto_failed(state, exc)
     if state.starts is not None:
         return [step >= start for start in state.starts]
-    return [step >= state.negative_start]
+    return [step >= state.settings.delay]
 
 
 # auto mode's hand-off from on_cfg_denoiser to on_cfg_denoised of the same evaluation (at most one entry)
@@ -279,32 +282,23 @@ def on_cfg_denoiser(params: Any) -> None:
     denoiser = getattr(params, "denoiser", None)
     p = getattr(denoiser, "p", None)
     state: GenerationState | None = getattr(p, STATE_ATTR, None)
-    if state is None or state.failed or state.empty is None:
+    if state is None or state.failed or not state.prepared:
         return
     try:
         if state.pattern_owner is not denoiser:
             state.pattern_owner = denoiser
             state.pattern = _sampler_pattern(denoiser, p)
-        pattern = state.pattern
-        eval_index = int(getattr(denoiser, "step", 0))
-        counter = int(params.sampling_step)
-        if state.follow_callback:
-            pattern = EvalPattern.FOLLOW_CALLBACK
-        step = step_of_evaluation(eval_index, counter, pattern)
-        if pattern is not EvalPattern.FOLLOW_CALLBACK and not consistent_with_counter(step, counter):
-            state.follow_callback = True
-            state.log.warning(
-                f"sampler {getattr(p, 'sampler_name', '?')!r} evaluates the model in an unexpected order; "
-                "following the WebUI's step counter for the rest of this pass"
-            )
-            step = step_of_evaluation(eval_index, counter, EvalPattern.FOLLOW_CALLBACK)
+        step = _equivalent_step(state, p, params, denoiser)
         uses_negative = _uses_negative(state, p, params, step)
         if all(uses_negative):
             return
         from modules import shared
 
-        if state.empty_key[0] != id(shared.sd_model):  # the refiner swapped the checkpoint mid-pass
-            state.empty_key, state.empty = empty_cond.encode_empty(shared.sd_model, *state.empty_key[2:])
+        model = shared.sd_model
+        if state.empty is None or state.empty_identity != empty_cond.identity(model):
+            # first delayed evaluation of the pass, or the refiner loaded other weights mid-pass
+            state.empty_identity = empty_cond.identity(model)
+            state.empty_key, state.empty = empty_cond.encode_empty(model, *state.size)
         empty = empty_cond.fitted.get(state.empty_key, state.empty, params.text_uncond)
         if any(uses_negative):
             empty = mix_rows(empty, params.text_uncond, uses_negative)

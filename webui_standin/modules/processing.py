@@ -11,7 +11,17 @@ from typing import Any
 import modules.shared as shared
 import numpy as np
 import torch
-from modules import devices, errors, infotext_utils, prompt_parser, rng, sd_samplers, sd_samplers_common
+from modules import (
+    devices,
+    errors,
+    extra_networks,
+    infotext_utils,
+    prompt_parser,
+    rng,
+    sd_models,
+    sd_samplers,
+    sd_samplers_common,
+)
 from modules.rng import slerp  # noqa: F401  (re-exported like the WebUI)
 from modules.sd_samplers_common import approximation_indexes, decode_first_stage, images_tensor_to_samples
 from modules.shared import opts, state
@@ -469,8 +479,8 @@ class StableDiffusionProcessing:
     def get_conds(self):  # mirrors StableDiffusionProcessing.get_conds
         return self.c, self.uc
 
-    def parse_extra_network_prompts(self):  # mirrors StableDiffusionProcessing.parse_extra_network_prompts
-        self.extra_network_data = {}
+    def parse_extra_network_prompts(self):  # LoRA tags leave the prompts (see modules/extra_networks.py)
+        self.prompts, self.extra_network_data = extra_networks.parse_prompts(self.prompts)
         return self.extra_network_data
 
     def fill_fields_from_opts(self) -> None:  # mirrors StableDiffusionProcessing.fill_fields_from_opts
@@ -606,6 +616,7 @@ def process_images(p: StableDiffusionProcessing) -> Processed:
             opts.set(k, v, is_api=True, run_callbacks=False)
 
         sd_samplers.fix_p_invalid_sampler_and_scheduler(p)
+        sd_models.reload_model_weights()  # back to the selected checkpoint (after a refiner run, say)
 
         res = process_images_inner(p)
     finally:
@@ -626,6 +637,11 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
         assert p.prompt is not None
 
     devices.torch_gc()
+
+    if p.refiner_checkpoint not in (None, "", "None", "none"):
+        p.refiner_checkpoint_info = sd_models.get_closet_checkpoint_match(p.refiner_checkpoint)
+        if p.refiner_checkpoint_info is None:
+            raise Exception(f"Could not find checkpoint with name {p.refiner_checkpoint}")
 
     seed = get_fixed_seed(p.seed)
     subseed = get_fixed_seed(p.subseed)
@@ -700,6 +716,9 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
                 break
 
             p.parse_extra_network_prompts()
+
+            if not p.disable_extra_networks:
+                extra_networks.activate(p, p.extra_network_data)
 
             if p.scripts is not None:
                 p.scripts.process_batch(p, batch_number=n, prompts=p.prompts, seeds=p.seeds, subseeds=p.subseeds)
@@ -796,6 +815,9 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
         index_of_first_image=index_of_first_image,
         infotexts=infotexts,
     )
+
+    if not p.disable_extra_networks and p.extra_network_data:
+        extra_networks.deactivate(p, p.extra_network_data)
 
     if p.scripts is not None:
         p.scripts.postprocess(p, res)
@@ -1008,6 +1030,9 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
 
         devices.torch_gc()
 
+        if not self.disable_extra_networks:
+            extra_networks.activate(self, self.hr_extra_network_data)
+
         with devices.autocast():
             self.calculate_hr_conds()
 
@@ -1121,7 +1146,7 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
             self.hr_negative_prompts = self.all_hr_negative_prompts[
                 self.iteration * self.batch_size : (self.iteration + 1) * self.batch_size
             ]
-            self.hr_extra_network_data = {}
+            self.hr_prompts, self.hr_extra_network_data = extra_networks.parse_prompts(self.hr_prompts)
         return res
 
 

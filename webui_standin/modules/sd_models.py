@@ -1,7 +1,12 @@
-"""Stand-in for modules/sd_models.py: a single loaded model (shared.sd_model); switching goes through the harness."""
+"""Stand-in for modules/sd_models.py: the loaded model (shared.sd_model) and a registry of checkpoint "files".
+
+Facts modelled (v1.10.1): the checkpoint selected in Settings is reloaded at the start of every generation;
+loading a checkpoint of the same architecture puts its weights into the *same* model object (new hash, file name
+and checkpoint info) and fires the model_loaded callbacks; the refiner switches checkpoints that way mid-pass."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from modules import shared
@@ -21,18 +26,44 @@ class ModelData:
 model_data = ModelData()
 checkpoints_list: dict[str, Any] = {}
 checkpoint_aliases: dict[str, Any] = {}
+_weights: dict[str, Any] = {}  # checkpoint file name -> a fake model holding its weights
+selected: list[Any] = [None]  # the checkpoint chosen in Settings (what a generation starts with)
+
+
+def register_checkpoint(model: Any, select: bool = False) -> Any:
+    """Make ``model``'s weights loadable by name (a checkpoint file on disk); returns its CheckpointInfo."""
+    info = model.sd_checkpoint_info
+    _weights[info.filename] = copy.copy(model)  # a snapshot: the live object may later hold other weights
+    checkpoints_list[getattr(info, 'title', info.filename)] = info
+    for attr in ("title", "name", "model_name", "short_title", "filename"):
+        if getattr(info, attr, None):
+            checkpoint_aliases[getattr(info, attr)] = info
+    if select:
+        selected[0] = info
+    return info
 
 
 def select_checkpoint():  # mirrors sd_models.select_checkpoint
     return getattr(shared.sd_model, "sd_checkpoint_info", None)
 
 
-def reload_model_weights(sd_model=None, info=None, forced_reload: bool = False):  # mirrors the sd_models function
-    return shared.sd_model
+def reload_model_weights(sd_model=None, info=None, forced_reload: bool = False):
+    """Load ``info`` (default: the selected checkpoint) into the current model object, unless it is loaded."""
+    from modules import script_callbacks
+
+    model = sd_model or shared.sd_model
+    info = info or selected[0]
+    current = getattr(model, "sd_checkpoint_info", None)
+    if info is None or (current is not None and current.filename == info.filename and not forced_reload):
+        return model
+    model.load_weights_from(_weights[info.filename])
+    script_callbacks.model_loaded_callback(model)
+    return model
 
 
-def get_closet_checkpoint_match(search_string: str):  # mirrors sd_models.get_closet_checkpoint_match
-    return None
+def get_closet_checkpoint_match(search_string: str):
+    """The registered checkpoint named ``search_string`` (title, file name or model name), or None."""
+    return checkpoint_aliases.get(search_string)
 
 
 def get_empty_cond(sd_model) -> Any:

@@ -86,24 +86,44 @@ class InterruptedException(BaseException):
 
 
 def apply_refiner(cfg_denoiser, sigma=None) -> bool:
-    """mirrors sd_samplers_common.apply_refiner up to the point where it would switch checkpoints (the stand-in has
-    no refiner models, so it always returns False)."""
+    """Switch to the refiner checkpoint once the pass has progressed far enough; True when it switched now.
+
+    Facts modelled (v1.10.1): progress is the evaluation count over the total steps when "switch by sampling
+    steps" is set (or no level is known), else 1 - (nearest discrete timestep of the level) / 1000; nothing
+    happens before "Refiner switch at", without a refiner, or when it is loaded already; with hires fix the
+    "hires_fix_refiner_pass" option limits it to one pass. The switch loads the refiner's weights (into the
+    same object for the same architecture), records Refiner / Refiner switch at in the infotext, recomputes the
+    pass's conditioning with the refiner and hands it to the sampler.
+    """
+    p = cfg_denoiser.p
     if opts.refiner_switch_by_sample_steps or sigma is None:
-        completed_ratio = cfg_denoiser.step / cfg_denoiser.total_steps
-        cfg_denoiser.p.extra_generation_params["Refiner switch by sampling steps"] = True
+        progress = cfg_denoiser.step / cfg_denoiser.total_steps
+        p.extra_generation_params["Refiner switch by sampling steps"] = True
     else:
-        try:
-            timestep = torch.argmin(torch.abs(cfg_denoiser.inner_model.sigmas - torch.max(sigma)))
-        except AttributeError:  # for samplers that don't use sigmas (DDIM) sigma is actually the timestep
-            timestep = torch.max(sigma).to(dtype=int)
-        completed_ratio = (999 - timestep) / 1000
-    refiner_switch_at = getattr(cfg_denoiser.p, "refiner_switch_at", None)
-    refiner_checkpoint_info = getattr(cfg_denoiser.p, "refiner_checkpoint_info", None)
-    if refiner_switch_at is not None and completed_ratio < refiner_switch_at:
+        level = torch.max(sigma)
+        table = getattr(cfg_denoiser.inner_model, "sigmas", None)
+        nearest = level.to(dtype=int) if table is None else torch.argmin(torch.abs(table.to(level.device) - level))
+        progress = (999 - nearest) / 1000
+    switch_at = getattr(p, "refiner_switch_at", None)
+    refiner = getattr(p, "refiner_checkpoint_info", None)
+    if (switch_at is not None and progress < switch_at) or refiner is None:
         return False
-    if refiner_checkpoint_info is None or shared.sd_model.sd_checkpoint_info == refiner_checkpoint_info:
+    if shared.sd_model.sd_checkpoint_info == refiner:
         return False
-    return False
+    if getattr(p, "enable_hr", False):
+        which = opts.hires_fix_refiner_pass
+        if which != ("second pass" if p.is_hr_pass else "first pass") and which != "both passes":
+            return False
+        if which != "second pass":
+            p.extra_generation_params["Hires refiner"] = which
+    p.extra_generation_params["Refiner"] = refiner.short_title
+    p.extra_generation_params["Refiner switch at"] = switch_at
+    from modules import sd_models
+
+    sd_models.reload_model_weights(info=refiner)
+    p.setup_conds()
+    cfg_denoiser.update_inner_model()
+    return True
 
 
 class TorchHijack:

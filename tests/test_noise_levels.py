@@ -1,0 +1,134 @@
+"""The delay marks a noise level, and the empty prompt follows the text encoder (issue: exact in every corner).
+
+Each test here failed on the extension before the noise-level rule and the per-pass encoding:
+- timestep samplers in img2img switched one step late (their pass starts at full-schedule step steps - t_enc);
+- the hires pass read the delay against *Hires steps* instead of the first pass's schedule;
+- a Clip skip change or a LoRA on the same checkpoint left the early steps with a stale empty prompt;
+- a refiner loaded into the same model object kept the base checkpoint's empty prompt.
+"""
+
+from __future__ import annotations
+
+import torch
+from conftest import TITLE, encode_empty, same
+from test_denoiser_swap import is_empty
+from test_passes import split_passes
+
+
+def run(h, rec, tab, delay, **fields):
+    rec.clear()
+    args = {"alwayson_scripts": {TITLE: {"args": [True, delay]}}} if delay is not None else {}
+    fields.setdefault("prompt", "a cat")
+    fields.setdefault("negative_prompt", "glasses")
+    res = h.txt2img(**fields, **args) if tab == "txt2img" else h.img2img(**fields, **args)
+    return res, split_passes(rec.evaluations)
+
+
+def check_levels(off, on, threshold, empty):
+    """Evaluations above ``threshold`` have the empty prompt; the others are untouched."""
+    assert len(off) == len(on)
+    for a, b in zip(off, on, strict=True):
+        if b.sigma > threshold * (1 + 1e-5):
+            assert is_empty(b.uncond, empty), (b.index, b.sigma, threshold)
+        else:
+            assert same(a.uncond, b.uncond), (b.index, b.sigma, threshold)
+
+
+def test_ddim_img2img_switches_at_the_delays_timestep(sd1):
+    """DDIM evaluates txt2img timesteps 901, 801, 701, 601, …; img2img at 0.8 of 10 starts at 701 (full-schedule
+    step 2 = steps - t_enc). Delay 3 marks timestep 601: only 701 keeps the empty prompt."""
+    h, model, rec = sd1
+    _, (txt,) = run(h, rec, "txt2img", None, steps=10, sampler_name="DDIM")
+    assert [round(e.sigma) for e in txt[:4]] == [901, 801, 701, 601]
+    fields = dict(init_images=[torch.rand(3, 64, 64)], steps=10, sampler_name="DDIM", denoising_strength=0.8)
+    _, (off,) = run(h, rec, "img2img", None, **fields)
+    _, (on,) = run(h, rec, "img2img", 3, **fields)
+    assert round(on[0].sigma) == 701
+    check_levels(off, on, txt[3].sigma, encode_empty(model, 64, 64))
+    assert sum(is_empty(e.uncond, encode_empty(model, 64, 64)) for e in on) == 1
+
+
+def test_hires_pass_reads_the_delay_on_the_first_pass_schedule(sd1):
+    """Sampling steps 8, delay 3, Hires steps 4 at denoising 0.6: the first pass switches at its step 3; the hires
+    pass keeps the empty prompt only while its level is above that step's level (not "3 of 4")."""
+    h, model, rec = sd1
+    fields = dict(steps=8, enable_hr=True, hr_scale=2, hr_second_pass_steps=4, denoising_strength=0.6)
+    _, (off1, off2) = run(h, rec, "txt2img", None, **fields)
+    _, (on1, on2) = run(h, rec, "txt2img", 3, **fields)
+    empty1, empty2 = encode_empty(model, 64, 64), encode_empty(model, 128, 128)
+    assert [is_empty(e.uncond, empty1) for e in on1] == [True] * 3 + [False] * 5
+    check_levels(off2, on2, on1[3].sigma, empty2)
+    assert sum(is_empty(e.uncond, empty2) for e in on2) == 1  # 4 steps cut from 6: only the first is above
+
+
+def test_delay_beyond_hires_steps_still_applies_in_the_hires_pass(sd1):
+    """Delay 5 with Hires steps 4 used to mean "never" in the hires pass; it is a noise level the pass reaches."""
+    h, model, rec = sd1
+    fields = dict(steps=8, enable_hr=True, hr_scale=2, hr_second_pass_steps=4, denoising_strength=0.6)
+    _, (off1, off2) = run(h, rec, "txt2img", None, **fields)
+    _, (on1, on2) = run(h, rec, "txt2img", 5, **fields)
+    assert sum(is_empty(e.uncond, encode_empty(model, 64, 64)) for e in on1) == 5
+    check_levels(off2, on2, on1[5].sigma, encode_empty(model, 128, 128))
+    assert 0 < sum(is_empty(e.uncond, encode_empty(model, 128, 128)) for e in on2) < 4
+
+
+def test_clip_skip_change_on_the_same_checkpoint(sd1):
+    h, model, rec = sd1
+    from modules import shared
+
+    run(h, rec, "txt2img", 2)  # Clip skip 1 first: the image must not depend on it
+    shared.opts.CLIP_stop_at_last_layers = 2
+    try:
+        _, (on,) = run(h, rec, "txt2img", 2)
+        expected = encode_empty(model, 64, 64)
+    finally:
+        shared.opts.CLIP_stop_at_last_layers = 1
+    stale = encode_empty(model, 64, 64)
+    assert not torch.allclose(expected, stale)
+    assert [is_empty(e.uncond, expected) for e in on] == [True, True, False, False, False]
+
+
+def test_lora_on_the_text_encoder(sd1):
+    h, model, rec = sd1
+    run(h, rec, "txt2img", 2)  # without the LoRA first
+    _, (on,) = run(h, rec, "txt2img", 2, prompt="a cat <lora:detail:0.8>")
+    model.text_encoder.network_strength = 0.8  # what the LoRA does to the text encoder while active
+    try:
+        expected = encode_empty(model, 64, 64)
+    finally:
+        model.text_encoder.network_strength = 0.0
+    assert not torch.allclose(expected, encode_empty(model, 64, 64))
+    assert [is_empty(e.uncond, expected) for e in on] == [True, True, False, False, False]
+    # and the next generation without the LoRA is back to the plain empty prompt
+    _, (again,) = run(h, rec, "txt2img", 2)
+    assert [is_empty(e.uncond, encode_empty(model, 64, 64)) for e in again] == [True, True, False, False, False]
+
+
+def test_refiner_loaded_into_the_same_model_object(sd1):
+    h, model, rec = sd1
+    from fake_models import FakeSD1Model
+    from modules import sd_models, shared
+
+    refiner = FakeSD1Model(seed=7, name="fake-refiner")
+    sd_models.register_checkpoint(refiner)
+    base_empty, refiner_empty = encode_empty(model, 64, 64), encode_empty(refiner, 64, 64)
+    refiner_args = {"Refiner": {"args": [True, "fake-refiner.safetensors", 0.3]}}
+    rec.clear()
+    res = h.txt2img(
+        prompt="a cat",
+        negative_prompt="glasses",
+        steps=8,
+        alwayson_scripts={TITLE: {"args": [True, 6]}, **refiner_args},
+    )
+    assert "Refiner: fake-refiner" in res.infotexts[0]
+    assert shared.sd_model is model  # the same object now holds the refiner's weights
+    kinds = [
+        "base" if is_empty(e.uncond, base_empty) else "refiner" if is_empty(e.uncond, refiner_empty) else "neg"
+        for e in rec.evaluations
+    ]
+    switch = kinds.index("refiner")
+    assert 0 < switch < 6 and kinds == ["base"] * switch + ["refiner"] * (6 - switch) + ["neg"] * 2
+    # the next generation starts from the selected (base) checkpoint again, with its own empty prompt
+    _, (again,) = run(h, rec, "txt2img", 2)
+    assert shared.sd_model.sd_model_hash == sd_models.selected[0].shorthash
+    assert [is_empty(e.uncond, base_empty) for e in again] == [True, True, False, False, False]
