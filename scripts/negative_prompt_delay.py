@@ -18,7 +18,7 @@ class NegativePromptDelayScript(scripts.Script):
     def ui(self, is_img2img: bool) -> list:
         components = ui.build(is_img2img)
         self.infotext_fields = infotext.infotext_fields(components)
-        self.paste_field_names = [infotext.INFOTEXT_KEY, infotext.AUTO_KEY]
+        self.paste_field_names = infotext.paste_field_names()
         return components
 
     def process(self, p, enabled=False, delay=0, *auto_args) -> None:  # noqa: ANN001

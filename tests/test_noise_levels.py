@@ -132,3 +132,17 @@ def test_refiner_loaded_into_the_same_model_object(sd1):
     _, (again,) = run(h, rec, "txt2img", 2)
     assert shared.sd_model.sd_model_hash == sd_models.selected[0].shorthash
     assert [is_empty(e.uncond, base_empty) for e in again] == [True, True, False, False, False]
+
+
+def test_api_only_start_has_the_xyz_axes():
+    """--nowebui: the API builds the UI (and the X/Y/Z script takes its axis list) before before_ui runs."""
+    import harness
+    from conftest import ROOT
+    from fake_models import FakeSD1Model
+    from modules import scripts
+
+    harness.start_api_only(str(ROOT), FakeSD1Model())
+    xyz = next(s for s in scripts.scripts_txt2img.scripts if s.title() == "X/Y/Z plot")
+    labels = [x.label for x in xyz.current_axis_options]
+    assert "[Negative Delay] Delay" in labels and "[Negative Delay] Auto-detect" in labels
+    assert labels.count("[Negative Delay] Delay") == 1

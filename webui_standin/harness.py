@@ -32,6 +32,7 @@ from modules import (  # noqa: E402
     processing,
     script_callbacks,
     scripts,
+    sd_models,
     sd_samplers,
     shared,
 )
@@ -69,6 +70,8 @@ class TabUI:
     fields: dict[str, Any] = field(default_factory=dict)
     """basic components by request field name (prompt, negative_prompt, steps, sampler_name, ...)"""
     paste_fields: list = field(default_factory=list)
+    send_buttons: dict[str, Any] = field(default_factory=dict)
+    """the ParamBinding of each "Send to <destination>" button under the tab's gallery"""
 
 
 @dataclass
@@ -211,7 +214,19 @@ def _build_tab(name: str, runner: scripts.ScriptRunner) -> TabUI:
             )
         paste += list(runner.infotext_fields)
         infotext_utils.add_paste_fields(name, None, paste, None)
+        if is_img2img:
+            infotext_utils.add_paste_fields("inpaint", None, paste, None)  # the inpaint tab shares img2img's fields
         tab.paste_fields = infotext_utils.paste_fields[name]["fields"]
+        # the "Send to" buttons under the tab's gallery (ui_common.create_output_panel): only txt2img's copy fields
+        for destination in ("img2img", "inpaint", "extras"):
+            binding = infotext_utils.ParamBinding(
+                paste_button=None,
+                tabname=destination,
+                source_tabname="txt2img" if name == "txt2img" else None,
+                paste_field_names=runner.paste_field_names,
+            )
+            infotext_utils.register_paste_params_button(binding)
+            tab.send_buttons[destination] = binding
     tab.blocks = blocks
     return tab
 
@@ -231,6 +246,11 @@ def start(
         model.latent_scale_factor = 1
 
     shared.sd_model = model
+    sd_models.checkpoints_list.clear()
+    sd_models.checkpoint_aliases.clear()
+    sd_models.selected[0] = None
+    if getattr(model, "sd_checkpoint_info", None) is not None:
+        sd_models.register_checkpoint(model, select=True)
     errors.recorded.clear()
     scripts.clear()
     infotext_utils.reset()
@@ -258,6 +278,20 @@ def start(
         script_callbacks.ui_settings_callback()
         st.txt2img = _build_tab("txt2img", scripts.scripts_txt2img)
         st.img2img = _build_tab("img2img", scripts.scripts_img2img)
+        infotext_utils.add_paste_fields("extras", None, None)  # mirrors ui_postprocessing.create_ui
+    return st
+
+
+def start_api_only(extension_root: str | None, model: Any) -> StandIn:
+    """Start like ``webui.py --nowebui`` (v1.10.1 api_only): scripts load, then the API object is created, which
+    builds the UI itself (Api.__init__ calls ui.create_ui() while no script is initialised), and only then do
+    the before_ui callbacks run."""
+    st = start(extension_root, model, build_ui=False)
+    script_callbacks.ui_settings_callback()
+    st.txt2img = _build_tab("txt2img", scripts.scripts_txt2img)
+    st.img2img = _build_tab("img2img", scripts.scripts_img2img)
+    api()
+    script_callbacks.before_ui_callback()
     return st
 
 
@@ -267,6 +301,8 @@ def switch_model(model: Any) -> None:
         model.latent_scale_factor = 1
     shared.sd_model = model
     current().model = model
+    if getattr(model, "sd_checkpoint_info", None) is not None:
+        sd_models.register_checkpoint(model, select=True)
     script_callbacks.model_loaded_callback(model)
 
 
@@ -432,6 +468,26 @@ def pasted_script_args(text: str, title: str, tab: str = "txt2img") -> list:
     """The values a script's components hold after pasting `text` (unchanged components keep their defaults)."""
     changes = paste_infotext(text, tab)
     return [changes.get(c, getattr(c, "value", None)) for c in components(title, tab)]
+
+
+def send_to(dest_tab: str, source_tab: str = "txt2img", values: dict | None = None) -> dict[Any, Any]:
+    """mirrors pressing "Send to <dest_tab>" under `source_tab`'s gallery (connect_paste_params_buttons, tab-to-tab
+    part; the image itself is not modelled). `values`: {source component: value} as the user left them (others
+    hold their `.value`). Returns {destination component: new value}; empty where nothing is copied (from img2img)."""
+    tab = current().img2img if source_tab == "img2img" else current().txt2img
+    return infotext_utils.send_values(tab.send_buttons[dest_tab], values)
+
+
+def sent_script_args(
+    source_args: list, title: str, dest_tab: str = "img2img", source_tab: str = "txt2img", dest_args: list | None = None
+) -> list:
+    """The values a script's components in `dest_tab` hold after "Send to", when its components in `source_tab` hold
+    `source_args` and those in `dest_tab` held `dest_args` (default: their `.value`)."""
+    sources = components(title, source_tab)
+    destinations = components(title, "img2img" if dest_tab == "inpaint" else dest_tab)
+    changes = send_to(dest_tab, source_tab, dict(zip(sources, source_args, strict=True)))
+    before = dest_args if dest_args is not None else [getattr(c, "value", None) for c in destinations]
+    return [changes.get(c, v) for c, v in zip(destinations, before, strict=True)]
 
 
 _BUILTIN_OPTION_KEYS = set(shared.opts.data_labels.keys())

@@ -31,3 +31,7 @@ def register_callbacks() -> None:
     for kind, register, fn in hooks:
         if not _already_registered(script_callbacks, kind, fn):
             register(fn)
+    # The WebUI loads its own scripts/ (X/Y/Z plot included) before extensions' scripts, so the axes can be added
+    # now. With --nowebui the UI is built before the before_ui callbacks run, and the X/Y/Z script takes its
+    # axis list when its UI is built: registering only in before_ui would leave the axes out of the API.
+    xyz.register_axes(quiet=True)

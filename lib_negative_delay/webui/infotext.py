@@ -1,4 +1,4 @@
-"""Reading the extension's infotext back ("Send to txt2img", PNG info, API ``infotext``).
+"""Reading the extension's infotext back (paste, PNG info "Send to", API ``infotext``) and tab-to-tab "Send to".
 
 Keys: ``Negative delay: N`` (or ``auto``), and with auto mode ``Negative delay auto: sensitivity S steps A-B
 fallback N`` plus ``Negative delay steps: 3 4 3`` (the step each image of the batch switched at).
@@ -61,7 +61,21 @@ def pasted_auto_max(params: dict) -> int | None:
     return None if value is None else parse_delay(value, f"pasted infotext '{AUTO_KEY}'")
 
 
+READERS = (pasted_enabled, pasted_delay, pasted_auto, pasted_sensitivity, pasted_auto_min, pasted_auto_max)
+"""One reader per panel component, in ``ui.build`` order."""
+
+
 def infotext_fields(components: list) -> list[tuple[object, object]]:
     """The ``Script.infotext_fields`` pairs for the panel's components (in ``ui.build`` order)."""
-    readers = [pasted_enabled, pasted_delay, pasted_auto, pasted_sensitivity, pasted_auto_min, pasted_auto_max]
-    return list(zip(components, readers, strict=True))
+    return list(zip(components, READERS, strict=True))
+
+
+def paste_field_names() -> list:
+    """The ``Script.paste_field_names``: the readers themselves, not infotext keys.
+
+    "Send to img2img/inpaint" under txt2img's gallery copies each txt2img field whose infotext target is ``in`` this
+    list (plus the WebUI's Prompt, Steps, Seed ...) to the img2img field with a matching target, paired by position.
+    Our targets are these module-level functions, the same objects in both tabs, and ``in`` compares by ``==``
+    (identity for functions), so all six components travel; a key string would match no field at all.
+    """
+    return list(READERS)

@@ -2,7 +2,8 @@
 
 Plain ``gr.Accordion`` + ``gr.Checkbox`` + ``gr.Slider``: works on gradio 3 (WebUI) and 4 (Forge) and keeps
 "Enabled" independent of whether the panel is open (the WebUI's ``InputAccordion`` ties the two together).
-The title's "on, from step N of S" suffix is maintained by ``javascript/negative_prompt_delay.js``.
+The title's "from step N of S" suffix and the controls' hover tooltips are maintained by
+``javascript/negative_prompt_delay.js``; ``style.css`` keeps the auto-detect controls on one row.
 """
 
 from __future__ import annotations
@@ -12,15 +13,10 @@ from lib_negative_delay.settings import DelaySettings
 from lib_negative_delay.webui import options
 
 HELP = (
-    "Until the chosen step the sampler uses the empty prompt as its negative; from then on your negative prompt. "
-    "Removes unwanted things without reshaping the picture. 2-5 steps of 20-30 is a good start."
+    "Until step *Delay* the negative prompt is left empty. Try 2-5 of 20-30 steps.\n\n"
+    "Auto-detect finds that step for each image. Hover a control for details."
 )
-AUTO_HELP = (
-    " Auto-detect switches each image once the prompt starts to draw what the negative prompt names (measured"
-    " between the earliest and latest step, one extra model evaluation per undecided image and step; undecided"
-    " images switch at the latest step); the Delay is the fallback if detection cannot run."
-)
-IMG2IMG_HELP = " In img2img and hires fix the delay marks a noise level: a low denoising strength applies it at once."
+"""Two short lines under the controls; the details are in the tooltips (JS) and the README."""
 
 
 def step_slider(value: int, label: str, elem_id: str) -> object:
@@ -28,6 +24,15 @@ def step_slider(value: int, label: str, elem_id: str) -> object:
     import gradio as gr
 
     return gr.Slider(minimum=0, maximum=MAX_DELAY, step=1, value=value, label=label, elem_id=elem_id)
+
+
+def auto_row_update(auto: bool) -> dict:
+    """``auto.change`` handler: the sensitivity/earliest/latest row is shown only while auto-detect is ticked.
+
+    gradio fires ``change`` for programmatic value changes too (a paste, "Send to"), so the row follows them."""
+    import gradio as gr
+
+    return gr.update(visible=bool(auto))
 
 
 def build(is_img2img: bool) -> list:
@@ -40,17 +45,23 @@ def build(is_img2img: bool) -> list:
         with gr.Row():
             enabled = gr.Checkbox(label="Enabled", value=False, elem_id=f"negative_delay_{tab}_enabled")
             delay = step_slider(options.default_delay(), "Delay (sampling steps)", f"negative_delay_{tab}_delay")
-        with gr.Row():
-            auto = gr.Checkbox(label="Auto-detect critical step", value=False, elem_id=f"negative_delay_{tab}_auto")
+        auto = gr.Checkbox(label="Auto-detect critical step", value=False, elem_id=f"negative_delay_{tab}_auto")
+        # The WebUI applies ui-config.json defaults after the whole UI is built, and no change event fires for them:
+        # a saved "ticked" default would show ticked over a hidden row. So this checkbox always starts unticked.
+        auto.do_not_save_to_config = True
+        with gr.Row(
+            visible=False, elem_id=f"negative_delay_{tab}_auto_row", elem_classes=["negative-delay-auto-row"]
+        ) as auto_row:
             sensitivity = gr.Slider(
                 minimum=0.0,
                 maximum=1.0,
                 step=0.05,
                 value=DelaySettings.sensitivity,
-                label="Sensitivity (higher switches earlier)",
+                label="Sensitivity",
                 elem_id=f"negative_delay_{tab}_sensitivity",
             )
             auto_min = step_slider(DelaySettings.auto_min, "Earliest step", f"negative_delay_{tab}_auto_min")
             auto_max = step_slider(DelaySettings.auto_max, "Latest step", f"negative_delay_{tab}_auto_max")
-        gr.Markdown(HELP + (IMG2IMG_HELP if is_img2img else "") + AUTO_HELP, elem_classes=["negative-delay-help"])
+        gr.Markdown(HELP, elem_classes=["negative-delay-help"])
+    auto.change(fn=auto_row_update, inputs=[auto], outputs=[auto_row], show_progress="hidden", queue=False)
     return [enabled, delay, auto, sensitivity, auto_min, auto_max]

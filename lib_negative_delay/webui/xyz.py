@@ -63,12 +63,13 @@ def confirm_delays(_p: Any, values: list) -> None:
             raise RuntimeError(f"{DELAY_LABEL}: {value!r} is not a step count (0 or more)")
 
 
-def register_axes() -> None:
-    """``on_before_ui`` hook: append the axes once, however often the UI is rebuilt."""
+def register_axes(quiet: bool = False) -> None:
+    """Append the axes once, however often the UI is rebuilt (at import, and as the ``on_before_ui`` hook)."""
     try:
         xyz = find_xyz_module()
         if xyz is None:
-            process_log.info("X/Y/Z plot script not found; no axes added")
+            if not quiet:
+                process_log.info("X/Y/Z plot script not found; no axes added")
             return
         if any(str(getattr(opt, "label", "")).startswith(XYZ_PREFIX) for opt in xyz.axis_options):
             return

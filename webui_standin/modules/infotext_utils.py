@@ -33,12 +33,45 @@ class PasteField(tuple):
         self.function = target if callable(target) else None
 
 
+class ParamBinding:
+    """mirrors infotext_utils.ParamBinding: one "Send to <tabname>" (or paste) button. `source_tabname` is set only for
+    the buttons under txt2img's gallery; `paste_field_names` is the source tab's ScriptRunner.paste_field_names."""
+
+    def __init__(
+        self,
+        paste_button,
+        tabname: str,
+        source_text_component=None,
+        source_image_component=None,
+        source_tabname: str | None = None,
+        override_settings_component=None,
+        paste_field_names: list | None = None,
+    ) -> None:
+        self.paste_button = paste_button
+        self.tabname = tabname
+        self.source_text_component = source_text_component
+        self.source_image_component = source_image_component
+        self.source_tabname = source_tabname
+        self.override_settings_component = override_settings_component
+        self.paste_field_names = paste_field_names or []
+
+
 paste_fields: dict[str, dict] = {}
 """mirrors infotext_utils.paste_fields: tabname -> {"init_img", "fields", "override_settings_component"}"""
+registered_param_bindings: list[ParamBinding] = []
+"""mirrors infotext_utils.registered_param_bindings"""
+
+SENT_FIELD_NAMES = ["Prompt", "Negative prompt", "Steps", "Face restoration"]
+"""the targets every tab-to-tab "Send to" carries (connect_paste_params_buttons), plus "Seed" when opts.send_seed"""
 
 
 def reset() -> None:  # mirrors infotext_utils.reset
     paste_fields.clear()
+    registered_param_bindings.clear()
+
+
+def register_paste_params_button(binding: ParamBinding) -> None:  # mirrors infotext_utils.register_paste_params_button
+    registered_param_bindings.append(binding)
 
 
 def quote(text: Any) -> Any:
@@ -68,6 +101,31 @@ def add_paste_fields(tabname: str, init_img, fields, override_settings_component
         "fields": fields,
         "override_settings_component": override_settings_component,
     }
+
+
+def sent_fields(binding: ParamBinding) -> tuple[list, list]:
+    """mirrors the tab-to-tab part of connect_paste_params_buttons: the (source, destination) components a "Send to"
+    button copies, paired by position. A field travels when its target (the second item of the tab's paste field) is
+    `in` the built-in names + "Seed" (opts.send_seed) + binding.paste_field_names: `in` compares with ==, so a
+    callable target matches only the very same callable. The real button's handler is the identity function, so both
+    lists must line up; the WebUI does not check that (gradio fails at click time), the stand-in raises at once."""
+    if binding.source_tabname is None or paste_fields[binding.tabname]["fields"] is None:
+        return [], []
+    names = SENT_FIELD_NAMES + (["Seed"] if shared.opts.send_seed else []) + binding.paste_field_names
+    sources = [component for component, target in paste_fields[binding.source_tabname]["fields"] if target in names]
+    destinations = [component for component, target in paste_fields[binding.tabname]["fields"] if target in names]
+    if len(sources) != len(destinations):
+        raise ValueError(f"Send to {binding.tabname}: {len(sources)} sources, {len(destinations)} destinations")
+    return sources, destinations
+
+
+def send_values(binding: ParamBinding, source_values: dict | None = None) -> dict[Any, Any]:
+    """Stand-in helper: what pressing the binding's button copies, {destination component: value}. `source_values`
+    holds the source tab's components as the user left them ({component: value}); others have their `.value`."""
+    source_values = source_values or {}
+    sources, destinations = sent_fields(binding)
+    pairs = zip(sources, destinations, strict=True)
+    return {dst: source_values.get(src, getattr(src, "value", None)) for src, dst in pairs}
 
 
 def parse_generation_parameters(x: str, skip_fields: list[str] | None = None) -> dict[str, Any]:
