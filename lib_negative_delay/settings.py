@@ -141,6 +141,7 @@ class GenerationState:
     settings: DelaySettings
     log: OnceLog = field(default_factory=OnceLog)
     failed: bool = False
+    never: bool = False  # the fixed delay is at or beyond the sampling steps: the negative prompt is never applied
     # per-pass values, reset before every sampling pass
     prepared: bool = False  # before_sampling set this pass up (the callback does nothing otherwise)
     reference: object = None  # schedule.Reference of the first pass (txt2img levels the delay is read against)

@@ -122,6 +122,7 @@ def start_generation(p: Any, enabled: object, delay: object, *auto_args: object)
         state.failed = True
         return state
     steps = int(p.steps)
+    state.never = settings.delay >= steps  # also when a scheduler runs more steps than asked (DDIM at 30: 31)
     if settings.auto:
         state.log.info(
             f"negative prompt from the detected critical step (sensitivity {settings.sensitivity:g}, "
@@ -255,7 +256,7 @@ def _uses_negative(state: GenerationState, p: Any, params: Any, step: int) -> li
             _auto_failed(state, exc)
     if state.starts is not None:
         return [step >= start for start in state.starts]
-    return [step >= state.settings.delay]
+    return [step >= state.settings.delay and not state.never]
 
 
 # auto mode's hand-off from on_cfg_denoiser to on_cfg_denoised of the same evaluation (at most one entry)
