@@ -9,6 +9,9 @@ Each test here failed on the extension before the noise-level rule and the per-p
 
 from __future__ import annotations
 
+import math
+
+import pytest
 import torch
 from conftest import TITLE, encode_empty, same
 from test_denoiser_swap import is_empty
@@ -146,3 +149,68 @@ def test_api_only_start_has_the_xyz_axes():
     labels = [x.label for x in xyz.current_axis_options]
     assert "[Negative Delay] Delay" in labels and "[Negative Delay] Auto-detect" in labels
     assert labels.count("[Negative Delay] Delay") == 1
+
+
+# --- samplers without the usual step structure ----------------------------------------------------------------
+
+
+def latched_expectation(sigmas, threshold):
+    """Per evaluation: empty prompt until the first evaluation at or below ``threshold`` (then never again)."""
+    out, reached = [], False
+    for s in sigmas:
+        reached = reached or s <= threshold * (1 + 1e-5)
+        out.append(not reached)
+    return out
+
+
+def test_unipc_counts_its_steps_despite_the_late_counter(sd1, ext_log):
+    """UniPC's step callback fires after the next evaluation (counter 0, 0, 0, 1, 2, …): no warning, exact."""
+    h, model, rec = sd1
+    _, (on,) = run(h, rec, "txt2img", 3, steps=8, sampler_name="UniPC")
+    assert [e.sampling_step for e in on[:5]] == [0, 0, 0, 1, 2]
+    assert [is_empty(e.uncond, encode_empty(model, 64, 64)) for e in on] == [True] * 3 + [False] * 5
+    assert not any("unexpected order" in m for m in ext_log.messages)
+
+
+@pytest.mark.parametrize(
+    "sampler,reference_scheduler",
+    [("DPM fast", "Automatic"), ("DPM adaptive", "Automatic"), ("Restart", "Karras")],
+)
+@pytest.mark.parametrize("delay", [3, 8])
+def test_samplers_without_steps_switch_at_the_noise_level(sd1, ext_log, sampler, reference_scheduler, delay):
+    """The level of step N of a txt2img run with the same steps and schedule (read here off an Euler run); the
+    first evaluation at or below it switches. DPM fast at delay 8 of 12 used to never apply the negative."""
+    h, model, rec = sd1
+    _, (euler,) = run(h, rec, "txt2img", None, steps=12, sampler_name="Euler", scheduler=reference_scheduler)
+    threshold = euler[delay].sigma
+    _, (off,) = run(h, rec, "txt2img", None, steps=12, sampler_name=sampler)
+    _, (on,) = run(h, rec, "txt2img", delay, steps=12, sampler_name=sampler)
+    expected = latched_expectation([e.sigma for e in on], threshold)
+    empty = encode_empty(model, 64, 64)
+    assert [is_empty(e.uncond, empty) for e in on] == expected
+    assert any(expected) and not all(expected)
+    for a, b, keep in zip(off, on, expected, strict=True):
+        if not keep:
+            assert same(a.uncond, b.uncond)
+    assert any("no fixed step structure" in m for m in ext_log.messages)
+
+
+def test_unipc_img2img_compares_levels_as_sigmas(sd1):
+    """UniPC passes (fractional) timesteps; they are compared with the txt2img level as sigmas."""
+    h, model, rec = sd1
+    _, (txt,) = run(h, rec, "txt2img", None, steps=10, sampler_name="UniPC")
+    ac = [float(a) for a in model.alphas_cumprod]
+
+    def sigma(t):  # log sqrt(alpha_bar) interpolated between integer timesteps
+        lo = min(int(t), len(ac) - 2)
+        f = t - lo
+        half = 0.5 * ((1 - f) * math.log(ac[lo]) + f * math.log(ac[lo + 1]))
+        return math.sqrt(math.exp(-2 * half) - 1)
+
+    threshold = sigma(txt[4].sigma)
+    fields = dict(init_images=[torch.rand(3, 64, 64)], steps=10, sampler_name="UniPC", denoising_strength=0.8)
+    _, (off,) = run(h, rec, "img2img", None, **fields)
+    _, (on,) = run(h, rec, "img2img", 4, **fields)
+    expected = [sigma(e.sigma) > threshold * (1 + 1e-5) for e in on]
+    assert [is_empty(e.uncond, encode_empty(model, 64, 64)) for e in on] == expected
+    assert any(expected) and not all(expected)

@@ -400,3 +400,12 @@ def sample_dpmpp_2m(model, x, sigmas, extra_args=None, callback=None, disable=No
             x = (sigma_fn(t_next) / sigma_fn(t)) * x - (-h).expm1() * denoised_d
         old_denoised = denoised
     return x
+
+
+# Solvers kept in their own module, re-exported here where the WebUI looks samplers up by name.
+from k_diffusion.extra_solvers import (  # noqa: E402, F401
+    sample_dpm_adaptive,
+    sample_dpm_fast,
+    sample_dpmpp_2m_sde,
+    sample_dpmpp_3m_sde,
+)

@@ -34,7 +34,7 @@ def register_checkpoint(model: Any, select: bool = False) -> Any:
     """Make ``model``'s weights loadable by name (a checkpoint file on disk); returns its CheckpointInfo."""
     info = model.sd_checkpoint_info
     _weights[info.filename] = copy.copy(model)  # a snapshot: the live object may later hold other weights
-    checkpoints_list[getattr(info, 'title', info.filename)] = info
+    checkpoints_list[getattr(info, "title", info.filename)] = info
     for attr in ("title", "name", "model_name", "short_title", "filename"):
         if getattr(info, attr, None):
             checkpoint_aliases[getattr(info, attr)] = info

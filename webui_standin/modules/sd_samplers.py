@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import logging
 
-from modules import sd_samplers_common, sd_samplers_kdiffusion, sd_samplers_timesteps, sd_schedulers, shared
+from modules import (
+    sd_samplers_common,
+    sd_samplers_kdiffusion,
+    sd_samplers_lcm,
+    sd_samplers_timesteps,
+    sd_schedulers,
+    shared,
+)
 
-all_samplers = [*sd_samplers_kdiffusion.samplers_data_k_diffusion, *sd_samplers_timesteps.samplers_data_timesteps]
+all_samplers = [
+    *sd_samplers_kdiffusion.samplers_data_k_diffusion,
+    *sd_samplers_timesteps.samplers_data_timesteps,
+    *sd_samplers_lcm.samplers_data_lcm,
+]
 all_samplers_map = {x.name: x for x in all_samplers}
 
 samplers: list[sd_samplers_common.SamplerData] = []

@@ -8,7 +8,7 @@ import k_diffusion.external
 import k_diffusion.sampling
 import modules.shared as shared
 import torch
-from modules import devices, sd_samplers_cfg_denoiser, sd_samplers_common, sd_schedulers
+from modules import devices, sd_samplers_cfg_denoiser, sd_samplers_common, sd_samplers_extra, sd_schedulers
 from modules.script_callbacks import ExtraNoiseParams, extra_noise_callback
 from modules.shared import opts
 
@@ -20,11 +20,24 @@ samplers_k_diffusion = [  # mirrors sd_samplers_kdiffusion.samplers_k_diffusion 
         ["k_dpmpp_sde"],
         {"scheduler": "karras", "second_order": True, "brownian_noise": True},
     ),
+    ("DPM++ 2M SDE", "sample_dpmpp_2m_sde", ["k_dpmpp_2m_sde"], {"scheduler": "exponential", "brownian_noise": True}),
+    (
+        "DPM++ 2M SDE Heun",
+        "sample_dpmpp_2m_sde",
+        ["k_dpmpp_2m_sde_heun"],
+        {"scheduler": "exponential", "brownian_noise": True, "solver_type": "heun"},
+    ),
     (
         "DPM++ 2S a",
         "sample_dpmpp_2s_ancestral",
         ["k_dpmpp_2s_a"],
         {"scheduler": "karras", "uses_ensd": True, "second_order": True},
+    ),
+    (
+        "DPM++ 3M SDE",
+        "sample_dpmpp_3m_sde",
+        ["k_dpmpp_3m_sde"],
+        {"scheduler": "exponential", "discard_next_to_last_sigma": True, "brownian_noise": True},
     ),
     ("Euler a", "sample_euler_ancestral", ["k_euler_a", "k_euler_ancestral"], {"uses_ensd": True}),
     ("Euler", "sample_euler", ["k_euler"], {}),
@@ -42,6 +55,9 @@ samplers_k_diffusion = [  # mirrors sd_samplers_kdiffusion.samplers_k_diffusion 
         ["k_dpm_2_a"],
         {"scheduler": "karras", "discard_next_to_last_sigma": True, "uses_ensd": True, "second_order": True},
     ),
+    ("DPM fast", "sample_dpm_fast", ["k_dpm_fast"], {"uses_ensd": True}),
+    ("DPM adaptive", "sample_dpm_adaptive", ["k_dpm_ad"], {"uses_ensd": True}),
+    ("Restart", sd_samplers_extra.restart_sampler, ["restart"], {"scheduler": "karras", "second_order": True}),
 ]
 
 samplers_data_k_diffusion = [
@@ -56,6 +72,9 @@ sampler_extra_params = {  # mirrors sd_samplers_kdiffusion.sampler_extra_params
     "sample_euler": ["s_churn", "s_tmin", "s_tmax", "s_noise"],
     "sample_heun": ["s_churn", "s_tmin", "s_tmax", "s_noise"],
     "sample_dpm_2": ["s_churn", "s_tmin", "s_tmax", "s_noise"],
+    "sample_dpm_fast": ["s_noise"],
+    "sample_dpmpp_2m_sde": ["s_noise"],
+    "sample_dpmpp_3m_sde": ["s_noise"],
 }
 
 k_diffusion_samplers_map = {x.name: x for x in samplers_data_k_diffusion}

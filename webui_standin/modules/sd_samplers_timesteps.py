@@ -6,14 +6,16 @@ import inspect
 
 import modules.shared as shared
 import torch
-from modules import devices, sd_samplers_common, sd_samplers_timesteps_impl
+from modules import devices, sd_samplers_common, sd_samplers_timesteps_impl, standin_timesteps_extra
 from modules.script_callbacks import ExtraNoiseParams, extra_noise_callback
 from modules.sd_samplers_cfg_denoiser import CFGDenoiser
 from modules.shared import opts
 
-samplers_timesteps = [  # mirrors sd_samplers_timesteps.samplers_timesteps (UniPC / DDIM CFG++ not provided)
+samplers_timesteps = [  # mirrors sd_samplers_timesteps.samplers_timesteps
     ("DDIM", sd_samplers_timesteps_impl.ddim, ["ddim"], {}),
+    ("DDIM CFG++", standin_timesteps_extra.ddim_cfgpp, ["ddim_cfgpp"], {}),
     ("PLMS", sd_samplers_timesteps_impl.plms, ["plms"], {}),
+    ("UniPC", standin_timesteps_extra.unipc, ["unipc"], {}),
 ]
 
 samplers_data_timesteps = [

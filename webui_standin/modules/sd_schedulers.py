@@ -7,6 +7,7 @@ from typing import Any
 
 import k_diffusion
 import torch
+from modules import standin_schedulers_extra as extra
 
 
 @dataclasses.dataclass
@@ -40,6 +41,12 @@ schedulers: list[Scheduler] = [
     Scheduler("exponential", "Exponential", k_diffusion.sampling.get_sigmas_exponential),
     Scheduler("polyexponential", "Polyexponential", k_diffusion.sampling.get_sigmas_polyexponential, default_rho=1.0),
     Scheduler("sgm_uniform", "SGM Uniform", sgm_uniform, need_inner_model=True, aliases=["SGMUniform"]),
+    Scheduler("kl_optimal", "KL Optimal", extra.kl_optimal),
+    Scheduler("align_your_steps", "Align Your Steps", extra.get_align_your_steps_sigmas),
+    Scheduler("simple", "Simple", extra.simple_scheduler, need_inner_model=True),
+    Scheduler("normal", "Normal", extra.normal_scheduler, need_inner_model=True),
+    Scheduler("ddim", "DDIM", extra.ddim_scheduler, need_inner_model=True),
+    Scheduler("beta", "Beta", extra.beta_scheduler, need_inner_model=True),
 ]
 schedulers_map: dict[str, Scheduler] = {**{x.name: x for x in schedulers}, **{x.label: x for x in schedulers}}
 """mirrors sd_schedulers.schedulers_map (keys: names and labels)"""
