@@ -214,3 +214,36 @@ def test_unipc_img2img_compares_levels_as_sigmas(sd1):
     expected = [sigma(e.sigma) > threshold * (1 + 1e-5) for e in on]
     assert [is_empty(e.uncond, encode_empty(model, 64, 64)) for e in on] == expected
     assert any(expected) and not all(expected)
+
+
+SCHEDULE_TYPES = [
+    "Automatic",
+    "Uniform",
+    "Karras",
+    "Exponential",
+    "Polyexponential",
+    "SGM Uniform",
+    "KL Optimal",
+    "Align Your Steps",
+    "Simple",
+    "Normal",
+    "DDIM",
+    "Beta",
+]
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULE_TYPES)
+def test_img2img_with_every_schedule_type(sd1, scheduler):
+    """img2img at 0.7 with "do exactly the amount of steps" (12 steps cut from a 17-step schedule), delay 4: the
+    empty prompt exactly while the level is above the level of txt2img step 4 under the same schedule type."""
+    h, model, rec = sd1
+    from modules import shared
+
+    shared.opts.img2img_fix_steps = True
+    _, (txt,) = run(h, rec, "txt2img", None, steps=12, sampler_name="Euler", scheduler=scheduler)
+    fields = dict(init_images=[torch.rand(3, 64, 64)], steps=12, sampler_name="Euler", scheduler=scheduler)
+    _, (off,) = run(h, rec, "img2img", None, denoising_strength=0.7, **fields)
+    _, (on,) = run(h, rec, "img2img", 4, denoising_strength=0.7, **fields)
+    check_levels(off, on, txt[4].sigma, encode_empty(model, 64, 64))
+    _, (txt_on,) = run(h, rec, "txt2img", 4, steps=12, sampler_name="Euler", scheduler=scheduler)
+    assert [is_empty(e.uncond, encode_empty(model, 64, 64)) for e in txt_on] == [i < 4 for i in range(len(txt_on))]
