@@ -60,6 +60,8 @@ class UNetCall:
     vector: torch.Tensor | None
     """SDXL 'vector' conditioning [B, V] (a copy), None for SD1"""
     c_concat_shape: tuple | None
+    c_concat: torch.Tensor | None = None
+    """the image conditioning an inpainting UNet got, [B, 5, h, w] (a copy; recorded by FakeSD1InpaintModel only)"""
 
     @property
     def batch_size(self) -> int:
@@ -315,6 +317,36 @@ class FakeSD1Model:
         t = t.float()
         lo, hi, w = t.floor().long(), t.ceil().long(), t.frac()
         return ((1 - w) * log_sigmas[lo] + w * log_sigmas[hi]).exp()
+
+
+class FakeSD1InpaintModel(FakeSD1Model):
+    """Fake SD1.x inpainting checkpoint (sd-v1-5-inpainting style): ldm LatentDiffusion with conditioning key
+    "hybrid", whose UNet takes 9 input channels: the 4 of the noisy latent concatenated with the 5 of ``c_concat``
+    (the mask, then the latent of the masked image), which the WebUI builds in processing's
+    inpainting_image_conditioning / txt2img_image_conditioning and passes through the CFG denoiser's image_cond.
+
+    UNet: the SD1 fake's output plus a fixed linear mix of the 5 ``c_concat`` channels into the 4 output channels.
+    A call without ``c_concat`` of shape [B, 5, h, w] matching the latent raises, like the real concatenation; each
+    call's ``c_concat`` is recorded in ``model.calls[i].c_concat``."""
+
+    concat_channels = 5
+
+    def __init__(self, dim: int = 32, seed: int = 20, name: str = "fake-sd1-inpainting") -> None:
+        super().__init__(dim=dim, seed=seed, name=name)
+        self.model = FakeDiffusionWrapper("hybrid")
+        g = torch.Generator().manual_seed(seed + 4)
+        self.w_concat = torch.randn(self.latent_channels, self.concat_channels, generator=g) * 0.5
+
+    def apply_model(self, x_noisy: torch.Tensor, t: torch.Tensor, cond: Any, return_ids: bool = False):
+        _, _, c_concat = self._crossattn_and_vector(cond)
+        cc = c_concat[0] if isinstance(c_concat, (list, tuple)) else c_concat
+        expected = (x_noisy.shape[0], self.concat_channels, *x_noisy.shape[2:])
+        if not isinstance(cc, torch.Tensor) or tuple(cc.shape) != expected:
+            got = tuple(cc.shape) if isinstance(cc, torch.Tensor) else type(cc).__name__
+            raise RuntimeError(f"inpainting UNet: c_concat must be {expected} to make 9 input channels, got {got}")
+        eps = super().apply_model(x_noisy, t, cond, return_ids)
+        self.calls[-1].c_concat = cc.detach().clone()
+        return eps + torch.einsum("oc,bchw->bohw", self.w_concat, cc.float())
 
 
 class FakeSDXLModel(FakeSD1Model):

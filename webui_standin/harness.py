@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -232,10 +232,16 @@ def _build_tab(name: str, runner: scripts.ScriptRunner) -> TabUI:
 
 
 def start(
-    extension_root: str | None, model: Any, *, latent_scale_factor: int | None = None, build_ui: bool = True
+    extension_root: str | None,
+    model: Any,
+    *,
+    latent_scale_factor: int | None = None,
+    build_ui: bool = True,
+    more_extensions: Sequence[str] = (),
 ) -> StandIn:
     """Start the stand-in: shared.sd_model = model; clear callbacks, scripts and options to defaults; register the
-    X/Y/Z plot; load `extension_root`/scripts/*.py; fire model_loaded, before_ui, ui_settings; build both UIs.
+    X/Y/Z plot; load `extension_root`/scripts/*.py, then each of `more_extensions` (other extension roots, in that
+    order); fire model_loaded, before_ui, ui_settings; build both UIs.
 
     `latent_scale_factor`: pixels per latent cell, set on the model if given (a model without the attribute and
     with latent_channels == 3 - e.g. a pixel-space toy model - gets 1; otherwise the WebUI's 8 is used)."""
@@ -266,6 +272,8 @@ def start(
     xyz_module = _load_builtin(XYZ_PATH)
     if extension_root is not None:
         scripts.load_extension_scripts(extension_root)
+    for root in more_extensions:
+        scripts.load_extension_scripts(root)
     _load_builtin(REFINER_PATH)
     scripts.create_runners()
 

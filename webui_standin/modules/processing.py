@@ -16,6 +16,7 @@ from modules import (
     errors,
     extra_networks,
     infotext_utils,
+    masking,
     prompt_parser,
     rng,
     sd_models,
@@ -76,8 +77,117 @@ def decode_latent_batch(model, batch, target_device=None, check_for_nans=False) 
     return samples
 
 
-def txt2img_image_conditioning(sd_model, x, width, height):  # mirrors processing.txt2img_image_conditioning
-    return x.new_zeros(x.shape[0], 5, 1, 1, dtype=x.dtype, device=x.device)
+def uses_inpainting_unet(sd_model) -> bool:
+    """Stand-in helper: whether the UNet takes the 5 extra input channels (mask + masked-image latent): SD1/SD2
+    inpainting checkpoints (conditioning key "hybrid" or "concat") and SDXL inpainting ones."""
+    return sd_model.model.conditioning_key in {"hybrid", "concat"} or bool(getattr(sd_model, "is_sdxl_inpaint", False))
+
+
+def txt2img_image_conditioning(sd_model, x, width, height):
+    """mirrors processing.txt2img_image_conditioning: for an inpainting UNet the whole picture is "masked": a mask
+    channel of ones in front of the latent of a uniform mid-grey width x height image; other models get a
+    placeholder of zeros [B, 5, 1, 1] (only its batch size matters)."""
+    if not uses_inpainting_unet(sd_model):
+        return x.new_zeros(x.shape[0], 5, 1, 1, dtype=x.dtype, device=x.device)
+    grey = torch.full((x.shape[0], 3, height, width), 0.5, device=x.device)
+    grey_latent = images_tensor_to_samples(grey, approximation_indexes.get(opts.sd_vae_encode_method), sd_model)
+    ones = torch.ones_like(grey_latent[:, :1])
+    return torch.cat([ones, grey_latent], dim=1).to(x.dtype)
+
+
+def create_random_tensors(
+    shape, seeds, subseeds=None, subseed_strength=0.0, seed_resize_from_h=0, seed_resize_from_w=0, p=None
+):
+    """mirrors processing.create_random_tensors: each image's first noise from its own seed."""
+    g = rng.ImageRNG(
+        shape,
+        seeds,
+        subseeds=subseeds,
+        subseed_strength=subseed_strength,
+        seed_resize_from_h=seed_resize_from_h,
+        seed_resize_from_w=seed_resize_from_w,
+    )
+    return g.next()
+
+
+def create_binary_mask(image, round=True):
+    """mirrors processing.create_binary_mask: a mask image whose alpha channel is not fully opaque is read from its
+    alpha (thresholded at 128 when `round`), any other from its grey level. Stand-in: PIL images, uint8 arrays and
+    tensors ([H, W], [1, H, W], [3, H, W] or [4, H, W] in [0, 1]) are accepted; returns an L image (uint8 array)."""
+    if isinstance(image, torch.Tensor):
+        t = image.detach().float().cpu()
+        if t.ndim == 3 and t.shape[0] == 4 and bool((t[3] < 1).any()):
+            alpha = t[3]
+            return masking.to_l_image((alpha * 255 > 128).float() if round else alpha)
+        if t.ndim == 3 and t.shape[0] >= 3:
+            t = 0.299 * t[0] + 0.587 * t[1] + 0.114 * t[2]  # ITU-R 601 luma, as PIL's "L" conversion
+        return masking.to_l_image(masking.as_mask_tensor(t))
+    if getattr(image, "mode", None) == "RGBA" and image.getextrema()[-1] != (255, 255):
+        alpha = np.array(image.getchannel("A"))
+        return np.where(alpha > 128, 255, 0).astype(np.uint8) if round else alpha
+    if hasattr(image, "convert"):
+        return np.array(image.convert("L"))
+    return masking.to_l_image(masking.as_mask_tensor(image))
+
+
+def resize_plane(t: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """Stand-in helper (for images.resize_image): an image [C, H, W] or mask [H, W] resampled to width x height."""
+    if tuple(t.shape[-2:]) == (height, width):
+        return t
+    batch = t[None] if t.ndim == 3 else t[None, None]
+    out = torch.nn.functional.interpolate(batch.float(), size=(height, width), mode="bilinear", antialias=True)
+    return out[0] if t.ndim == 3 else out[0, 0]
+
+
+def resize_l_image(mask, width: int, height: int) -> np.ndarray:
+    """Stand-in helper: an L image (uint8 array) resampled to width x height (still 8-bit)."""
+    return masking.to_l_image(resize_plane(masking.as_mask_tensor(mask), width, height).clamp(0, 1))
+
+
+def uncrop(image: torch.Tensor, dest_size, paste_loc) -> torch.Tensor:
+    """mirrors processing.uncrop: the sampled crop ([3, h, w]) scaled back to the crop box and placed on a transparent
+    canvas of dest_size (width, height); returns RGBA [4, H, W] (straight alpha)."""
+    x, y, w, h = paste_loc
+    canvas = torch.zeros(4, dest_size[1], dest_size[0], dtype=image.dtype)
+    canvas[:3, y : y + h, x : x + w] = resize_plane(image, w, h)
+    canvas[3, y : y + h, x : x + w] = 1.0
+    return canvas
+
+
+def apply_overlay(image: torch.Tensor, paste_loc, overlay):
+    """mirrors processing.apply_overlay: (final image, image before compositing). The overlay (RGBA [4, H, W],
+    straight alpha: the original where it is kept) is laid over the sample, which is first put back into the full
+    picture when only the masked area was sampled (paste_loc). Images are [3, H, W] tensors in [0, 1]."""
+    if overlay is None:
+        return image, image.clone()
+    if paste_loc is not None:
+        base = uncrop(image, (overlay.shape[2], overlay.shape[1]), paste_loc)
+    else:
+        base = torch.cat([image, torch.ones_like(image[:1])])
+    original_denoised_image = base.clone()
+    top_alpha, base_alpha = overlay[3:], base[3:]
+    alpha = top_alpha + base_alpha * (1 - top_alpha)
+    rgb = (overlay[:3] * top_alpha + base[:3] * base_alpha * (1 - top_alpha)) / alpha.clamp(min=1e-8)
+    return torch.where(alpha > 0, rgb, torch.zeros_like(rgb)), original_denoised_image
+
+
+def composite_over_original(p, index: int, image: torch.Tensor) -> torch.Tensor:
+    """The part of process_images_inner (v1.10.1) after postprocess_image: when inpainting, the original is laid back
+    over what was not repainted (option "Overlay original for inpaint"), the crop of "only masked" put back in place.
+    Scripts may swap mask and overlay first (postprocess_maskoverlay) and see the composite after
+    (postprocess_image_after_composite)."""
+    from modules import scripts
+
+    overlays = getattr(p, "overlay_images", None) or []
+    overlay = overlays[index] if opts.overlay_inpaint and index < len(overlays) else None
+    hook = scripts.PostProcessMaskOverlayArgs(index, getattr(p, "mask_for_overlay", None), overlay)
+    if p.scripts is not None:
+        p.scripts.postprocess_maskoverlay(p, hook)
+    composite, _before_overlay = apply_overlay(image, p.paste_to, hook.overlay_image)
+    after = scripts.PostprocessImageArgs(composite)
+    if p.scripts is not None:
+        p.scripts.postprocess_image_after_composite(p, after)
+    return after.image
 
 
 def create_infotext(
@@ -130,6 +240,11 @@ def create_infotext(
         ),
         "Variation seed strength": (None if p.subseed_strength == 0 else p.subseed_strength),
         "Denoising strength": p.extra_generation_params.get("Denoising strength"),
+        "Conditional mask weight": (
+            getattr(p, "inpainting_mask_weight", opts.inpainting_mask_weight)
+            if p.is_using_inpainting_conditioning
+            else None
+        ),
         "Clip skip": None if clip_skip <= 1 else clip_skip,
         "ENSD": opts.eta_noise_seed_delta if uses_ensd else None,
         "Token merging ratio": None if token_merging_ratio == 0 else token_merging_ratio,
@@ -349,10 +464,39 @@ class StableDiffusionProcessing:
         self.comments[text] = 1
 
     def txt2img_image_conditioning(self, x, width=None, height=None):
-        self.is_using_inpainting_conditioning = False
+        """mirrors StableDiffusionProcessing.txt2img_image_conditioning."""
+        self.is_using_inpainting_conditioning = self.sd_model.model.conditioning_key in {"hybrid", "concat"}
         return txt2img_image_conditioning(self.sd_model, x, width or self.width, height or self.height)
 
+    def inpainting_image_conditioning(self, source_image, latent_image, image_mask=None, round_image_mask=True):
+        """mirrors StableDiffusionProcessing.inpainting_image_conditioning: the UNet's 5 extra channels, [B, 5, h, w]:
+        the mask (1 = repaint) scaled to the latent size, then the latent of the source image ([-1, 1]) with the masked
+        part moved towards 0 by the "inpainting_mask_weight" (1: removed, 0: kept). A tensor mask is used as given; an
+        image mask ([0, 255]) is scaled to [0, 1] and, with round_image_mask, rounded to 0/1. No mask: all 1."""
+        self.is_using_inpainting_conditioning = True
+        if image_mask is None:
+            mask = source_image.new_ones(1, 1, *source_image.shape[-2:])
+        elif torch.is_tensor(image_mask):
+            mask = image_mask
+        else:
+            mask = masking.as_mask_tensor(image_mask)[None, None]
+            if round_image_mask:
+                mask = torch.round(mask)
+        mask = mask.to(device=source_image.device, dtype=source_image.dtype)
+        weight = getattr(self, "inpainting_mask_weight", opts.inpainting_mask_weight)
+        masked_image = source_image * (1.0 - weight * mask)  # lerp(source, source * (1 - mask), weight)
+        masked_latent = self.sd_model.get_first_stage_encoding(self.sd_model.encode_first_stage(masked_image))
+        mask = torch.nn.functional.interpolate(mask, size=latent_image.shape[-2:])  # nearest
+        mask = mask.expand(masked_latent.shape[0], -1, -1, -1)
+        return torch.cat([mask, masked_latent], dim=1).to(shared.device)
+
     def img2img_image_conditioning(self, source_image, latent_image, image_mask=None, round_image_mask=True):
+        """mirrors StableDiffusionProcessing.img2img_image_conditioning (no depth, edit or unCLIP models here): the
+        inpainting conditioning for an inpainting UNet, else the [B, 5, 1, 1] placeholder."""
+        if self.sampler.conditioning_key in {"hybrid", "concat"}:
+            return self.inpainting_image_conditioning(source_image, latent_image, image_mask, round_image_mask)
+        if getattr(self.sd_model, "is_sdxl_inpaint", False):
+            return self.inpainting_image_conditioning(source_image, latent_image, image_mask=image_mask)
         return latent_image.new_zeros(latent_image.shape[0], 5, 1, 1)
 
     def init(self, all_prompts, all_seeds, all_subseeds) -> None:
@@ -793,6 +937,9 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
                     pp = scripts.PostprocessImageArgs(image)
                     p.scripts.postprocess_image(p, pp)
                     image = pp.image
+
+                image = composite_over_original(p, i, image)
+
                 text = infotext(i)
                 infotexts.append(text)
                 output_images.append(image)
@@ -1003,13 +1150,18 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
             mode=self.latent_scale_mode["mode"],
             antialias=self.latent_scale_mode["antialias"],
         )
-        image_conditioning = self.txt2img_image_conditioning(samples)
 
         shared.state.nextjob()
 
         img2img_sampler_name = self.hr_sampler_name or self.sampler_name
 
         self.sampler = sd_samplers.create_sampler(img2img_sampler_name, self.sd_model)
+
+        # an inpainting UNet gets the whole-picture conditioning, or (mask weight < 1) the upscaled picture itself
+        if getattr(self, "inpainting_mask_weight", opts.inpainting_mask_weight) < 1.0:
+            image_conditioning = self.img2img_image_conditioning(decode_first_stage(self.sd_model, samples), samples)
+        else:
+            image_conditioning = self.txt2img_image_conditioning(samples)
 
         samples = samples[
             :,
@@ -1151,8 +1303,10 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
 
 
 class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
-    """mirrors processing.StableDiffusionProcessingImg2Img (no inpainting masks; init_images may be [3,H,W]
-    float tensors in [0, 1], PIL images or HxWx3 uint8 arrays)."""
+    """mirrors processing.StableDiffusionProcessingImg2Img, inpainting included. Stand-in differences: init_images
+    may be [3, H, W] float tensors in [0, 1], PIL images or HxWx3 uint8 arrays, and are resized plainly (no crop/fill
+    resize modes, no latent-upscale mode 3); the mask (`mask=`) may be a PIL image, a uint8 array or a tensor in
+    [0, 1]; images and masks are tensors/uint8 arrays instead of PIL images (see modules/masking.py)."""
 
     def __init__(
         self,
@@ -1180,7 +1334,7 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
         self.mask = mask
         self.mask_blur_x = mask_blur_x
         self.mask_blur_y = mask_blur_y
-        self.mask_blur = mask_blur
+        self.mask_blur = mask_blur  # an int sets both directions
         self.mask_round = mask_round
         self.inpainting_fill = inpainting_fill
         self.inpaint_full_res = inpaint_full_res
@@ -1189,19 +1343,34 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
         self.initial_noise_multiplier = initial_noise_multiplier
         self.latent_mask = latent_mask
         self.force_task_id = force_task_id
-        self.image_mask = mask
+        self.image_mask = None
         self.nmask = None
-        self.init_latent = None
         self.image_conditioning = None
+        self.init_img_hash = None
+        self.mask_for_overlay = None
+        self.init_latent = None
         super().__init__(denoising_strength=denoising_strength, **kwargs)
 
     def __post_init__(self) -> None:  # mirrors StableDiffusionProcessingImg2Img.__post_init__
         super().__post_init__()
+        # the argument `mask` is the user's mask image; p.mask becomes the latent mask of the kept part in init()
+        self.image_mask = self.mask
+        self.mask = None
         self.initial_noise_multiplier = (
             opts.initial_noise_multiplier if self.initial_noise_multiplier is None else self.initial_noise_multiplier
         )
 
-    def _image_to_tensor(self, img) -> torch.Tensor:
+    @property
+    def mask_blur(self):  # mirrors StableDiffusionProcessingImg2Img.mask_blur: one value only when x == y
+        return self.mask_blur_x if self.mask_blur_x == self.mask_blur_y else None
+
+    @mask_blur.setter
+    def mask_blur(self, value) -> None:
+        if isinstance(value, int):
+            self.mask_blur_x = value
+            self.mask_blur_y = value
+
+    def _image_to_tensor(self, img, resize: bool = True) -> torch.Tensor:
         if isinstance(img, torch.Tensor):
             t = img.detach().float().cpu()
             if t.ndim == 4:
@@ -1209,22 +1378,100 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
         else:
             arr = np.array(img.convert("RGB") if hasattr(img, "convert") else img).astype(np.float32) / 255.0
             t = torch.from_numpy(np.moveaxis(arr, 2, 0))
-        if tuple(t.shape[-2:]) != (self.height, self.width):
+        if resize and tuple(t.shape[-2:]) != (self.height, self.width):
             t = torch.nn.functional.interpolate(
                 t[None], size=(self.height, self.width), mode="bilinear", align_corners=False
             )[0]
         return t
 
+    def _blurred_mask(self, image_mask) -> np.ndarray:
+        """The user's mask as an L image: binarised (create_binary_mask), inverted for "Inpaint not masked", then
+        Gaussian-blurred along x and along y (standard deviation mask_blur_x / _y, 2 * int(2.5 s + 0.5) + 1 taps,
+        mirrored edges), back to 8 bits after each direction."""
+        mask = create_binary_mask(image_mask, round=self.mask_round)
+        if self.inpainting_mask_invert:
+            mask = 255 - mask
+            self.extra_generation_params["Mask mode"] = "Inpaint not masked"
+        for blur, dim in ((self.mask_blur_x, -1), (self.mask_blur_y, -2)):
+            if blur > 0:
+                taps = 2 * int(2.5 * blur + 0.5) + 1
+                mask = masking.to_l_image(masking.blur_1d(masking.as_mask_tensor(mask), blur, taps, dim))
+        if self.mask_blur_x > 0 or self.mask_blur_y > 0:
+            self.extra_generation_params["Mask blur"] = self.mask_blur
+        return mask
+
+    def _only_masked_area(self, mask: np.ndarray):
+        """ "Inpaint only masked": (the mask of the sampled area, at width x height; that area's box in the picture).
+        The box holds the mask with its padding, widened to the processing aspect ratio; the output is pasted back
+        there (paste_to). A blank mask gives (None, None): the generation becomes a plain img2img."""
+        self.mask_for_overlay = mask
+        box = masking.get_crop_region_v2(mask, self.inpaint_full_res_padding)
+        if box is None:
+            self.mask_for_overlay = None
+            self.inpaint_full_res = False
+            self.comment('Unable to perform "Inpaint Only mask" because mask is blank, switch to img2img mode.')
+            return None, None
+        picture_height, picture_width = mask.shape
+        left, top, right, bottom = masking.expand_crop_region(
+            box, self.width, self.height, picture_width, picture_height
+        )
+        self.paste_to = (left, top, right - left, bottom - top)
+        self.extra_generation_params.update(
+            {"Inpaint area": "Only masked", "Masked area padding": self.inpaint_full_res_padding}
+        )
+        return resize_l_image(mask[top:bottom, left:right], self.width, self.height), (left, top, right, bottom)
+
     def init(self, all_prompts, all_seeds, all_subseeds) -> None:  # mirrors StableDiffusionProcessingImg2Img.init
+        """Facts modelled (v1.10.1): with a mask, "Inpaint only masked" samples the mask's bounding box (grown by the
+        padding, then to the processing aspect ratio) resized to width x height and remembers where to paste it
+        (paste_to); a blank mask falls back to plain img2img. Otherwise the mask is resized to width x height and
+        doubled for the overlay. The overlay keeps the original outside the mask. Masked content "fill" (0) paints
+        the masked area from its surroundings before encoding, "original" (1) keeps it, "latent noise" (2) puts seeded
+        noise there in the latent, "latent nothing" (3) zeros. p.nmask is the latent-size mask (1 = repaint, rounded
+        unless mask_round is off), p.mask = 1 - p.nmask; both have the latent's channels."""
         self.extra_generation_params["Denoising strength"] = self.denoising_strength
 
         self.image_cfg_scale = self.image_cfg_scale if shared.sd_model.cond_stage_key == "edit" else None
 
         self.sampler = sd_samplers.create_sampler(self.sampler_name, self.sd_model)
+        crop_region = None
 
-        imgs = [self._image_to_tensor(img) for img in self.init_images]
+        image_mask = self.image_mask
+        if image_mask is not None:
+            image_mask = self._blurred_mask(image_mask)
+            if self.inpaint_full_res:
+                image_mask, crop_region = self._only_masked_area(image_mask)
+            else:
+                image_mask = resize_l_image(image_mask, self.width, self.height)
+                self.mask_for_overlay = masking.to_l_image(masking.as_mask_tensor(image_mask) * 2)  # overlay: doubled
+            self.overlay_images = []
+
+        latent_mask = self.latent_mask if self.latent_mask is not None else image_mask
+
+        imgs = []
+        for img in self.init_images:
+            image = self._image_to_tensor(img, resize=crop_region is None)
+
+            if image_mask is not None:
+                keep = 1.0 - resize_plane(masking.as_mask_tensor(self.mask_for_overlay), image.shape[2], image.shape[1])
+                self.overlay_images.append(torch.cat([image, keep.clamp(0, 1)[None]]))
+
+            if crop_region is not None:
+                x1, y1, x2, y2 = crop_region
+                image = resize_plane(image[:, y1:y2, x1:x2], self.width, self.height)
+
+            if image_mask is not None and self.inpainting_fill != 1:
+                fill_mask = resize_plane(masking.as_mask_tensor(latent_mask), image.shape[2], image.shape[1])
+                image = masking.fill(image, fill_mask)
+                if self.inpainting_fill == 0:
+                    self.extra_generation_params["Masked content"] = "fill"
+
+            imgs.append(image)
+
         if len(imgs) == 1:
             batch_images = imgs[0][None].repeat(self.batch_size, 1, 1, 1)
+            if self.overlay_images is not None:
+                self.overlay_images = self.overlay_images * self.batch_size
         elif len(imgs) <= self.batch_size:
             self.batch_size = len(imgs)
             batch_images = torch.stack(imgs)
@@ -1241,12 +1488,36 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
         )
         devices.torch_gc()
 
+        if image_mask is not None:
+            channels, latent_h, latent_w = self.init_latent.shape[1:]
+            small = torch.nn.functional.interpolate(
+                masking.as_mask_tensor(latent_mask)[None, None],
+                size=(latent_h, latent_w),
+                mode="bicubic",
+                antialias=True,
+            )[0, 0]
+            repaint = torch.from_numpy(masking.to_l_image(small).astype(np.float32) / 255)  # an 8-bit image again
+            if self.mask_round:
+                repaint = torch.round(repaint)
+            repaint = repaint[None].repeat(channels, 1, 1)
+            self.mask = (1.0 - repaint).to(shared.device, dtype=devices.dtype)
+            self.nmask = repaint.to(shared.device, dtype=devices.dtype)
+
+            if self.inpainting_fill == 2:
+                noise = create_random_tensors(self.init_latent.shape[1:], all_seeds[0 : self.init_latent.shape[0]])
+                self.init_latent = self.init_latent * self.mask + noise * self.nmask
+                self.extra_generation_params["Masked content"] = "latent noise"
+            elif self.inpainting_fill == 3:
+                self.init_latent = self.init_latent * self.mask
+                self.extra_generation_params["Masked content"] = "latent nothing"
+
         self.image_conditioning = self.img2img_image_conditioning(
-            image * 2 - 1, self.init_latent, None, self.mask_round
+            image * 2 - 1, self.init_latent, image_mask, self.mask_round
         )
 
     def sample(self, conditioning, unconditional_conditioning, seeds, subseeds, subseed_strength, prompts):
-        """mirrors StableDiffusionProcessingImg2Img.sample."""
+        """mirrors StableDiffusionProcessingImg2Img.sample: with a mask, the kept part of the original latent replaces
+        the sample's once more after sampling (the final on_mask_blend, without denoiser and sigma)."""
         x = self.rng.next()
 
         if self.initial_noise_multiplier != 1.0:
@@ -1269,7 +1540,18 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
 
         del x
         devices.torch_gc()
-        return samples
+        return samples if self.mask is None else self.final_mask_blend(samples)
+
+    def final_mask_blend(self, samples):
+        """The kept part of the original latent replaces the sample's once more after sampling; scripts' on_mask_blend
+        may change that (MaskBlendArgs without denoiser and sigma: is_final_blend)."""
+        from modules import scripts
+
+        default = self.init_latent * self.mask + samples * self.nmask
+        args = scripts.MaskBlendArgs(samples, self.nmask, self.init_latent, self.mask, default)
+        if self.scripts is not None:
+            self.scripts.on_mask_blend(self, args)
+        return args.blended_latent
 
     def get_token_merging_ratio(self, for_hr: bool = False) -> float:
         return (

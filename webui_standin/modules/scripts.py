@@ -44,6 +44,16 @@ class PostprocessImageArgs:
         self.image = image
 
 
+class PostProcessMaskOverlayArgs:
+    """mirrors scripts.PostProcessMaskOverlayArgs: the image's index in the batch, the mask the output is composited
+    with and the overlay (the original image where it is kept); a script may replace either."""
+
+    def __init__(self, index, mask_for_overlay, overlay_image) -> None:
+        self.index = index
+        self.mask_for_overlay = mask_for_overlay
+        self.overlay_image = overlay_image
+
+
 class PostprocessBatchListArgs:
     """mirrors scripts.PostprocessBatchListArgs"""
 
@@ -127,6 +137,12 @@ class Script:
         pass
 
     def postprocess_image(self, p, pp: PostprocessImageArgs, *args):
+        pass
+
+    def postprocess_maskoverlay(self, p, ppmo: PostProcessMaskOverlayArgs, *args):
+        pass
+
+    def postprocess_image_after_composite(self, p, pp: PostprocessImageArgs, *args):
         pass
 
     def postprocess(self, p, processed, *args):
@@ -438,6 +454,12 @@ class ScriptRunner:
 
     def postprocess_image(self, p, pp: PostprocessImageArgs) -> None:  # mirrors ScriptRunner.postprocess_image
         self._run_alwayson("postprocess_image", p, pp)
+
+    def postprocess_maskoverlay(self, p, ppmo: PostProcessMaskOverlayArgs) -> None:
+        self._run_alwayson("postprocess_maskoverlay", p, ppmo)  # mirrors ScriptRunner.postprocess_maskoverlay
+
+    def postprocess_image_after_composite(self, p, pp: PostprocessImageArgs) -> None:
+        self._run_alwayson("postprocess_image_after_composite", p, pp)  # mirrors the ScriptRunner method
 
     def before_hr(self, p) -> None:  # mirrors ScriptRunner.before_hr
         self._run_alwayson("before_hr", p)
