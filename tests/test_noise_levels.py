@@ -9,6 +9,7 @@ Each test here failed on the extension before the noise-level rule and the per-p
 
 from __future__ import annotations
 
+import logging
 import math
 
 import pytest
@@ -247,3 +248,24 @@ def test_img2img_with_every_schedule_type(sd1, scheduler):
     check_levels(off, on, txt[4].sigma, encode_empty(model, 64, 64))
     _, (txt_on,) = run(h, rec, "txt2img", 4, steps=12, sampler_name="Euler", scheduler=scheduler)
     assert [is_empty(e.uncond, encode_empty(model, 64, 64)) for e in txt_on] == [i < 4 for i in range(len(txt_on))]
+
+
+def test_no_uncond_is_a_logged_no_op(ext_log):
+    """Forks pass text_uncond=None at CFG scale 1: nothing to delay, one info line, no error, no state change."""
+    from types import SimpleNamespace
+
+    from lib_negative_delay.settings import DelaySettings, GenerationState
+    from lib_negative_delay.webui import generation
+
+    state = GenerationState(settings=DelaySettings(True, 3))
+    state.prepared, state.counting = True, True
+    p = SimpleNamespace(sampler_name="Euler", **{generation.STATE_ATTR: state})
+    denoiser = SimpleNamespace(p=p, step=0, sampler=None)
+    for step in range(3):
+        denoiser.step = step
+        params = SimpleNamespace(denoiser=denoiser, sampling_step=0, sigma=torch.tensor([1.0]), text_uncond=None)
+        generation.on_cfg_denoiser(params)
+        assert params.text_uncond is None
+    assert not state.failed
+    assert sum("nothing to delay" in m for m in ext_log.messages) == 1
+    assert not ext_log.at(logging.ERROR) and not ext_log.at(logging.WARNING)

@@ -285,6 +285,9 @@ def on_cfg_denoiser(params: Any) -> None:
     state: GenerationState | None = getattr(p, STATE_ATTR, None)
     if state is None or state.failed or not state.prepared:
         return
+    if params.text_uncond is None:  # no unconditional branch (CFG scale 1 in the forks): nothing to delay
+        state.log.info("this evaluation has no negative conditioning (CFG scale 1?): nothing to delay")
+        return
     try:
         if state.pattern_owner is not denoiser:
             state.pattern_owner = denoiser
