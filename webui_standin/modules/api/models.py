@@ -48,6 +48,8 @@ class _ProcessingAPIBase(BaseModel):
     eta: Optional[float] = None  # noqa: UP045
     s_min_uncond: Optional[float] = None  # noqa: UP045
     override_settings: Optional[dict[str, Any]] = None  # noqa: UP045
+    refiner_checkpoint: Optional[str] = None  # noqa: UP045
+    refiner_switch_at: Optional[float] = None  # noqa: UP045
     override_settings_restore_afterwards: bool = True
     script_name: Optional[str] = None  # noqa: UP045
     script_args: list = []
