@@ -1,4 +1,7 @@
-"""Stand-in for modules/processing.py (v1.10.1): processing objects, process_images and infotext creation."""
+"""Stand-in for modules/processing.py (v1.10.1): processing objects, process_images and infotext creation.
+
+A behavioural model written for the tests: each class and function names the WebUI behaviour it models; the
+decomposition (field tables, helper functions) is the stand-in's own."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import contextlib
 import json
 import random
 import sys
+from dataclasses import dataclass, field
 from typing import Any
 
 import modules.shared as shared
@@ -30,6 +34,8 @@ from modules.shared import opts, state
 opt_C = 4
 opt_f = 8
 
+RANDOM_SEED_LIMIT = 4294967294  # a random seed is drawn from [0, 2**32 - 2)
+
 
 def latent_scale_factor(model=None) -> int:
     """Stand-in helper: pixels per latent cell (8 for SD; a model may set `latent_scale_factor`, e.g. 1 for a
@@ -38,26 +44,25 @@ def latent_scale_factor(model=None) -> int:
     return int(getattr(model, "latent_scale_factor", opt_f))
 
 
-def program_version() -> str:  # mirrors launch.git_tag/program_version
+def program_version() -> str:  # models launch.git_tag / program_version
     return "v1.10.1"
 
 
-def get_fixed_seed(seed):  # mirrors processing.get_fixed_seed
-    if seed == "" or seed is None:
-        seed = -1
-    elif isinstance(seed, str):
+def get_fixed_seed(seed):
+    """Models processing.get_fixed_seed: -1, None, "" and any string that is not a whole number ask for a random
+    seed; a numeric string counts as its number; everything else (a list included) is returned as it is."""
+    if isinstance(seed, str):
         try:
             seed = int(seed)
-        except Exception:
-            seed = -1
-    if seed == -1:
-        return int(random.randrange(4294967294))
-    return seed
+        except ValueError:
+            seed = None
+    wants_random = seed is None or (not isinstance(seed, (list, tuple)) and seed == -1)
+    return int(random.randrange(RANDOM_SEED_LIMIT)) if wants_random else seed
 
 
-def fix_seed(p) -> None:  # mirrors processing.fix_seed
-    p.seed = get_fixed_seed(p.seed)
-    p.subseed = get_fixed_seed(p.subseed)
+def fix_seed(p) -> None:
+    """Models processing.fix_seed: the random seeds of p are drawn now, so that later copies share them."""
+    p.seed, p.subseed = get_fixed_seed(p.seed), get_fixed_seed(p.subseed)
 
 
 class DecodedSamples(list):
@@ -190,6 +195,125 @@ def composite_over_original(p, index: int, image: torch.Tensor) -> torch.Tensor:
     return after.image
 
 
+# --- infotext -------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class InfotextContext:
+    """What one image's infotext is made from (models the local variables of processing.create_infotext, which the
+    WebUI passes on as keyword arguments to callables stored in extra_generation_params)."""
+
+    p: Any
+    index: int
+    prompt_text: str
+    negative_prompt: str
+    use_main_prompt: bool
+    all_prompts: list
+    all_seeds: list
+    all_subseeds: list
+    all_negative_prompts: list
+    comments: Any = None
+    iteration: int = 0
+    position_in_batch: int = 0
+    generation_params: dict = field(default_factory=dict)
+
+    def seed(self, own: list, main: list):
+        return main[0] if self.use_main_prompt else own[self.index]
+
+    def as_kwargs(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _is_unset(ratio) -> bool:
+    return ratio == 0
+
+
+def _inpainting_weight(c: InfotextContext):
+    if not c.p.is_using_inpainting_conditioning:
+        return None
+    return getattr(c.p, "inpainting_mask_weight", opts.inpainting_mask_weight)
+
+
+def _eta_noise_seed_delta(c: InfotextContext):
+    if opts.eta_noise_seed_delta == 0 or not sd_samplers_common.is_sampler_using_eta_noise_seed_delta(c.p):
+        return None
+    return opts.eta_noise_seed_delta
+
+
+def _clip_skip(c: InfotextContext):
+    value = getattr(c.p, "clip_skip", opts.CLIP_stop_at_last_layers)
+    return value if value > 1 else None
+
+
+def _token_merging(c: InfotextContext):
+    ratio = c.p.get_token_merging_ratio()
+    return None if _is_unset(ratio) else ratio
+
+
+def _hires_token_merging(c: InfotextContext):
+    ratio = c.p.get_token_merging_ratio(for_hr=True)
+    return None if not getattr(c.p, "enable_hr", False) or _is_unset(ratio) else ratio
+
+
+def _only_if(flag, value):
+    return value if flag else None
+
+
+# The leading fields of every infotext, in the WebUI's order (None: left out). The processing object's
+# extra_generation_params follow them, then _TRAILING_FIELDS.
+_LEADING_FIELDS: tuple = (
+    ("Steps", lambda c: c.p.steps),
+    ("Sampler", lambda c: c.p.sampler_name),
+    ("CFG scale", lambda c: c.p.cfg_scale),
+    ("Image CFG scale", lambda c: getattr(c.p, "image_cfg_scale", None)),
+    ("Seed", lambda c: c.seed(c.all_seeds, c.p.all_seeds)),
+    ("Face restoration", lambda c: _only_if(c.p.restore_faces, opts.face_restoration_model)),
+    ("Size", lambda c: f"{c.p.width}x{c.p.height}"),
+    ("Model hash", lambda c: _only_if(opts.add_model_hash_to_info, c.p.sd_model_hash)),
+    ("Model", lambda c: _only_if(opts.add_model_name_to_info, c.p.sd_model_name)),
+    ("Variation seed", lambda c: _only_if(c.p.subseed_strength != 0, c.seed(c.all_subseeds, c.p.all_subseeds))),
+    ("Variation seed strength", lambda c: _only_if(c.p.subseed_strength != 0, c.p.subseed_strength)),
+    ("Denoising strength", lambda c: c.p.extra_generation_params.get("Denoising strength")),
+    ("Conditional mask weight", _inpainting_weight),
+    ("Clip skip", _clip_skip),
+    ("ENSD", _eta_noise_seed_delta),
+    ("Token merging ratio", _token_merging),
+    ("Token merging ratio hr", _hires_token_merging),
+    ("Init image hash", lambda c: getattr(c.p, "init_img_hash", None)),
+    ("RNG", lambda c: _only_if(opts.randn_source != "GPU", opts.randn_source)),
+    ("Tiling", lambda c: _only_if(c.p.tiling, "True")),
+)
+
+_TRAILING_FIELDS: tuple = (
+    ("Version", lambda c: _only_if(opts.add_version_to_infotext, program_version())),
+    ("User", lambda c: _only_if(opts.add_user_name_to_info, c.p.user)),
+)
+
+
+def _resolve_field(key: str, value, context: InfotextContext):
+    """A stored value as the infotext shows it: a list holds one value per image, a callable is asked with the
+    context; a callable that fails is reported and the field left out."""
+    try:
+        if isinstance(value, list):
+            return value[context.index]
+        if callable(value):
+            return value(**context.as_kwargs())
+    except Exception:
+        errors.report(f'Error creating infotext for key "{key}"', exc_info=True)
+        return None
+    return value
+
+
+def _format_fields(params: dict) -> str:
+    """'Key: value, ...' with values quoted by infotext_utils.quote; a value equal to its key stands alone."""
+    parts = []
+    for key, value in params.items():
+        if value is None:
+            continue
+        parts.append(key if key == value else f"{key}: {infotext_utils.quote(value)}")
+    return ", ".join(parts)
+
+
 def create_infotext(
     p,
     all_prompts,
@@ -202,239 +326,224 @@ def create_infotext(
     index=None,
     all_negative_prompts=None,
 ) -> str:
-    """mirrors processing.create_infotext: 'prompt\\nNegative prompt: ...\\nKey: value, ...'; list values are
-    indexed by image, callables are called with the function's locals, None values are left out, values are quoted
-    with infotext_utils.quote."""
+    """Models processing.create_infotext: 'prompt\\nNegative prompt: ...\\nKey: value, ...' for the image at `index`
+    (default: position_in_batch of batch `iteration`; 0 with use_main_prompt, which also takes p's main prompts)."""
     if use_main_prompt:
         index = 0
     elif index is None:
-        index = position_in_batch + iteration * p.batch_size
+        index = iteration * p.batch_size + position_in_batch
+    negatives = p.all_negative_prompts if all_negative_prompts is None else all_negative_prompts
 
-    if all_negative_prompts is None:
-        all_negative_prompts = p.all_negative_prompts
-
-    clip_skip = getattr(p, "clip_skip", opts.CLIP_stop_at_last_layers)
-    enable_hr = getattr(p, "enable_hr", False)
-    token_merging_ratio = p.get_token_merging_ratio()
-    token_merging_ratio_hr = p.get_token_merging_ratio(for_hr=True)
-
-    prompt_text = p.main_prompt if use_main_prompt else all_prompts[index]
-    negative_prompt = p.main_negative_prompt if use_main_prompt else all_negative_prompts[index]
-
-    uses_ensd = opts.eta_noise_seed_delta != 0
-    if uses_ensd:
-        uses_ensd = sd_samplers_common.is_sampler_using_eta_noise_seed_delta(p)
-
-    generation_params: dict[str, Any] = {
-        "Steps": p.steps,
-        "Sampler": p.sampler_name,
-        "CFG scale": p.cfg_scale,
-        "Image CFG scale": getattr(p, "image_cfg_scale", None),
-        "Seed": p.all_seeds[0] if use_main_prompt else all_seeds[index],
-        "Face restoration": opts.face_restoration_model if p.restore_faces else None,
-        "Size": f"{p.width}x{p.height}",
-        "Model hash": p.sd_model_hash if opts.add_model_hash_to_info else None,
-        "Model": p.sd_model_name if opts.add_model_name_to_info else None,
-        "Variation seed": (
-            None if p.subseed_strength == 0 else (p.all_subseeds[0] if use_main_prompt else all_subseeds[index])
-        ),
-        "Variation seed strength": (None if p.subseed_strength == 0 else p.subseed_strength),
-        "Denoising strength": p.extra_generation_params.get("Denoising strength"),
-        "Conditional mask weight": (
-            getattr(p, "inpainting_mask_weight", opts.inpainting_mask_weight)
-            if p.is_using_inpainting_conditioning
-            else None
-        ),
-        "Clip skip": None if clip_skip <= 1 else clip_skip,
-        "ENSD": opts.eta_noise_seed_delta if uses_ensd else None,
-        "Token merging ratio": None if token_merging_ratio == 0 else token_merging_ratio,
-        "Token merging ratio hr": None if not enable_hr or token_merging_ratio_hr == 0 else token_merging_ratio_hr,
-        "Init image hash": getattr(p, "init_img_hash", None),
-        "RNG": opts.randn_source if opts.randn_source != "GPU" else None,
-        "Tiling": "True" if p.tiling else None,
-        **p.extra_generation_params,
-        "Version": program_version() if opts.add_version_to_infotext else None,
-        "User": p.user if opts.add_user_name_to_info else None,
-    }
-
-    for key, value in generation_params.items():
-        try:
-            if isinstance(value, list):
-                generation_params[key] = value[index]
-            elif callable(value):
-                generation_params[key] = value(**locals())
-        except Exception:
-            errors.report(f'Error creating infotext for key "{key}"', exc_info=True)
-            generation_params[key] = None
-
-    generation_params_text = ", ".join(
-        [k if k == v else f"{k}: {infotext_utils.quote(v)}" for k, v in generation_params.items() if v is not None]
+    context = InfotextContext(
+        p=p,
+        index=index,
+        prompt_text=p.main_prompt if use_main_prompt else all_prompts[index],
+        negative_prompt=p.main_negative_prompt if use_main_prompt else negatives[index],
+        use_main_prompt=use_main_prompt,
+        all_prompts=all_prompts,
+        all_seeds=all_seeds,
+        all_subseeds=all_subseeds,
+        all_negative_prompts=negatives,
+        comments=comments,
+        iteration=iteration,
+        position_in_batch=position_in_batch,
     )
 
-    negative_prompt_text = f"\nNegative prompt: {negative_prompt}" if negative_prompt else ""
+    params = context.generation_params
+    params.update((key, compute(context)) for key, compute in _LEADING_FIELDS)
+    params.update(p.extra_generation_params)
+    params.update((key, compute(context)) for key, compute in _TRAILING_FIELDS)
+    for key in list(params):
+        params[key] = _resolve_field(key, params[key], context)
 
-    return f"{prompt_text}{negative_prompt_text}\n{generation_params_text}".strip()
+    lines = [context.prompt_text]
+    if context.negative_prompt:
+        lines.append(f"Negative prompt: {context.negative_prompt}")
+    lines.append(_format_fields(params))
+    return "\n".join(lines).strip()
+
+
+# --- processing objects ---------------------------------------------------------------------------------------------
+
+
+def _first_truthy(*values):
+    """`a or b or c`: the first value that is set, else the last one."""
+    return next((value for value in values if value), values[-1])
+
+
+def _per_image(value, count: int) -> list:
+    """A prompt given as a list is already per image; a single prompt is repeated for `count` images."""
+    return value if isinstance(value, list) else [value] * count
+
+
+def _with_styles(prompts: list, styles, negative: bool = False) -> list:
+    """The prompt styles applied to each prompt (shared.prompt_styles; the negative part for negative prompts)."""
+    apply = (
+        shared.prompt_styles.apply_negative_styles_to_prompt
+        if negative
+        else shared.prompt_styles.apply_styles_to_prompt
+    )
+    return [apply(text, styles) for text in prompts]
+
+
+def _batch_slice(values: list, iteration: int, batch_size: int) -> list:
+    """The entries of batch `iteration` in a list that holds one entry per image of the whole job."""
+    start = iteration * batch_size
+    return values[start : start + batch_size]
+
+
+def _reset_class_caches(cls, *names: str) -> None:
+    """Forget the conds cached on a processing class (its [params, cond] pairs), unless they are meant to persist."""
+    if opts.persistent_cond_cache:
+        return
+    for name in names:
+        setattr(cls, name, [None, None])
+
+
+# Options that change what a prompt encodes to: part of the cond cache key (with the pass size and the model).
+_COND_OPTIONS = ("CLIP_stop_at_last_layers", "sdxl_crop_left", "sdxl_crop_top", "emphasis")
+
+# Sampler parameters that fall back to the option of the same name when the request leaves them out.
+_SAMPLER_PARAMETERS_FROM_OPTIONS = ("s_min_uncond", "s_churn", "s_tmin", "s_tmax", "s_noise")
+
+# Seed options that only count while "extra" seed settings are enabled, and their values otherwise.
+_SEED_EXTRAS_OFF = {"subseed": -1, "subseed_strength": 0, "seed_resize_from_h": 0, "seed_resize_from_w": 0}
 
 
 class StableDiffusionProcessing:
-    """mirrors processing.StableDiffusionProcessing (the dataclass fields, as keyword arguments)."""
+    """Models processing.StableDiffusionProcessing. Its dataclass fields are the keyword arguments in FIELDS (with
+    their defaults; subclasses add theirs); unknown keywords become attributes too, as scripts rely on."""
+
+    FIELDS: dict = {
+        # what to draw
+        "prompt": "",
+        "negative_prompt": "",
+        "prompt_for_display": None,
+        "styles": None,
+        # seeds
+        "seed": -1,
+        "subseed": -1,
+        "subseed_strength": 0,
+        "seed_resize_from_w": -1,
+        "seed_resize_from_h": -1,
+        "seed_enable_extras": True,
+        # picture and batch
+        "width": 512,
+        "height": 512,
+        "batch_size": 1,
+        "n_iter": 1,
+        "restore_faces": None,
+        "tiling": None,
+        # sampling
+        "sampler_name": None,
+        "sampler_index": None,
+        "scheduler": None,
+        "steps": 50,
+        "cfg_scale": 7.0,
+        "denoising_strength": None,
+        "eta": None,
+        "ddim_discretize": None,
+        "s_min_uncond": None,
+        "s_churn": None,
+        "s_tmin": None,
+        "s_tmax": None,
+        "s_noise": None,
+        "token_merging_ratio": 0,
+        "token_merging_ratio_hr": 0,
+        "refiner_checkpoint": None,
+        "refiner_switch_at": None,
+        "hr_checkpoint_name": None,
+        "firstpass_image": None,
+        # model and run
+        "sd_model": None,
+        "override_settings": None,
+        "override_settings_restore_afterwards": True,
+        "disable_extra_networks": False,
+        "do_not_reload_embeddings": False,
+        "extra_generation_params": None,
+        "overlay_images": None,
+        # output
+        "outpath_samples": None,
+        "outpath_grids": None,
+        "do_not_save_samples": False,
+        "do_not_save_grid": False,
+    }
 
     cached_uc: list = [None, None]
     cached_c: list = [None, None]
 
-    def __init__(
-        self,
-        sd_model=None,
-        outpath_samples=None,
-        outpath_grids=None,
-        prompt: str | list = "",
-        prompt_for_display=None,
-        negative_prompt: str | list = "",
-        styles=None,
-        seed: int = -1,
-        subseed: int = -1,
-        subseed_strength: float = 0,
-        seed_resize_from_h: int = -1,
-        seed_resize_from_w: int = -1,
-        seed_enable_extras: bool = True,
-        sampler_name=None,
-        scheduler=None,
-        batch_size: int = 1,
-        n_iter: int = 1,
-        steps: int = 50,
-        cfg_scale: float = 7.0,
-        width: int = 512,
-        height: int = 512,
-        restore_faces=None,
-        tiling=None,
-        do_not_save_samples: bool = False,
-        do_not_save_grid: bool = False,
-        extra_generation_params=None,
-        overlay_images=None,
-        eta=None,
-        do_not_reload_embeddings: bool = False,
-        denoising_strength=None,
-        ddim_discretize=None,
-        s_min_uncond=None,
-        s_churn=None,
-        s_tmax=None,
-        s_tmin=None,
-        s_noise=None,
-        override_settings=None,
-        override_settings_restore_afterwards: bool = True,
-        sampler_index=None,
-        refiner_checkpoint=None,
-        refiner_switch_at=None,
-        token_merging_ratio: float = 0,
-        token_merging_ratio_hr: float = 0,
-        disable_extra_networks: bool = False,
-        firstpass_image=None,
-        **kwargs: Any,
-    ) -> None:
-        self.sd_model = sd_model
-        self.outpath_samples = outpath_samples
-        self.outpath_grids = outpath_grids
-        self.prompt = prompt
-        self.prompt_for_display = prompt_for_display
-        self.negative_prompt = negative_prompt
-        self.styles = styles
-        self.seed = seed
-        self.subseed = subseed
-        self.subseed_strength = subseed_strength
-        self.seed_resize_from_h = seed_resize_from_h
-        self.seed_resize_from_w = seed_resize_from_w
-        self.seed_enable_extras = seed_enable_extras
-        self.sampler_name = sampler_name
-        self.scheduler = scheduler
-        self.batch_size = batch_size
-        self.n_iter = n_iter
-        self.steps = steps
-        self.hr_checkpoint_name = None
-        self.cfg_scale = cfg_scale
-        self.width = width
-        self.height = height
-        self.restore_faces = restore_faces
-        self.tiling = tiling
-        self.do_not_save_samples = do_not_save_samples
-        self.do_not_save_grid = do_not_save_grid
-        self.extra_generation_params = extra_generation_params
-        self.overlay_images = overlay_images
-        self.eta = eta
-        self.do_not_reload_embeddings = do_not_reload_embeddings
-        self.denoising_strength = denoising_strength
-        self.ddim_discretize = ddim_discretize
-        self.s_min_uncond = s_min_uncond
-        self.s_churn = s_churn
-        self.s_tmax = s_tmax
-        self.s_tmin = s_tmin
-        self.s_noise = s_noise
-        self.override_settings = override_settings
-        self.override_settings_restore_afterwards = override_settings_restore_afterwards
-        self.sampler_index = sampler_index
-        self.refiner_checkpoint = refiner_checkpoint
-        self.refiner_switch_at = refiner_switch_at
-        self.token_merging_ratio = token_merging_ratio
-        self.token_merging_ratio_hr = token_merging_ratio_hr
-        self.disable_extra_networks = disable_extra_networks
-        self.firstpass_image = firstpass_image
-
-        self.scripts_value = None
-        self.script_args_value: Any = None
-        self.scripts_setup_complete = False
-        self.comments: dict = {}
-        self.sampler = None
-        self.is_using_inpainting_conditioning = False
-        self.paste_to = None
-        self.is_hr_pass = False
-        self.c = None
-        self.uc = None
-        self.rng: rng.ImageRNG | None = None
-        self.step_multiplier = 1
-        self.color_corrections = None
-        self.all_prompts: list[str] = []
-        self.all_negative_prompts: list[str] = []
-        self.all_seeds: list[int] = []
-        self.all_subseeds: list[int] = []
-        self.iteration = 0
-        self.main_prompt = None
-        self.main_negative_prompt = None
-        self.prompts: list[str] = []
-        self.negative_prompts: list[str] = []
-        self.seeds: list[int] = []
-        self.subseeds: list[int] = []
-        self.extra_network_data: dict = {}
-        self.user = None
-        self.sd_model_name = None
-        self.sd_model_hash = None
-        self.sd_vae_name = None
-        self.sd_vae_hash = None
-        self.is_api = False
-        self.batch_index = 0
-        self.firstpass_steps = steps
-        for k, v in kwargs.items():
-            setattr(self, k, v)
+    def __init__(self, **kwargs: Any) -> None:
+        fields: dict = {}
+        for cls in reversed(type(self).__mro__):
+            fields.update(vars(cls).get("FIELDS", {}))
+        for name, default in fields.items():
+            setattr(self, name, kwargs.pop(name, default))
+        for cls in reversed(type(self).__mro__):
+            if "initial_state" in vars(cls):
+                for name, value in vars(cls)["initial_state"](self).items():
+                    setattr(self, name, value)
+        for name, value in kwargs.items():
+            setattr(self, name, value)
         self.__post_init__()
 
-    def __post_init__(self) -> None:  # mirrors StableDiffusionProcessing.__post_init__
+    def initial_state(self) -> dict:
+        """The attributes a run fills in (the WebUI's init=False fields), fresh for each object."""
+        return {
+            "scripts_value": None,
+            "script_args_value": None,
+            "scripts_setup_complete": False,
+            "comments": {},
+            "sampler": None,
+            "rng": None,
+            "c": None,
+            "uc": None,
+            "step_multiplier": 1,
+            "firstpass_steps": self.steps,
+            "is_hr_pass": False,
+            "is_using_inpainting_conditioning": False,
+            "paste_to": None,
+            "color_corrections": None,
+            "iteration": 0,
+            "batch_index": 0,
+            "all_prompts": [],
+            "all_negative_prompts": [],
+            "all_seeds": [],
+            "all_subseeds": [],
+            "main_prompt": None,
+            "main_negative_prompt": None,
+            "prompts": [],
+            "negative_prompts": [],
+            "seeds": [],
+            "subseeds": [],
+            "extra_network_data": {},
+            "user": None,
+            "is_api": False,
+            "sd_model_name": None,
+            "sd_model_hash": None,
+            "sd_vae_name": None,
+            "sd_vae_hash": None,
+        }
+
+    def __post_init__(self) -> None:
+        """Models StableDiffusionProcessing.__post_init__: sampler_index is only warned about; empty containers for
+        styles, extra_generation_params and override_settings; seed extras switched off unless enabled; the
+        instance shares the class-level cond caches."""
         if self.sampler_index is not None:
             print(
                 "sampler_index argument for StableDiffusionProcessing does not do anything; use sampler_name",
                 file=sys.stderr,
             )
         self.comments = {}
-        if self.styles is None:
-            self.styles = []
-        self.sampler_noise_scheduler_override = None
+        self.styles = self.styles if self.styles is not None else []
         self.extra_generation_params = self.extra_generation_params or {}
         self.override_settings = self.override_settings or {}
+        self.sampler_noise_scheduler_override = None
         self.refiner_checkpoint_info = None
         if not self.seed_enable_extras:
-            self.subseed = -1
-            self.subseed_strength = 0
-            self.seed_resize_from_h = 0
-            self.seed_resize_from_w = 0
-        self.cached_uc = StableDiffusionProcessing.cached_uc
+            for name, value in _SEED_EXTRAS_OFF.items():
+                setattr(self, name, value)
         self.cached_c = StableDiffusionProcessing.cached_c
+        self.cached_uc = StableDiffusionProcessing.cached_uc
 
     @property
     def scripts(self):  # mirrors StableDiffusionProcessing.scripts (setting it may run scripts' setup())
@@ -500,143 +609,189 @@ class StableDiffusionProcessing:
         return latent_image.new_zeros(latent_image.shape[0], 5, 1, 1)
 
     def init(self, all_prompts, all_seeds, all_subseeds) -> None:
-        pass
+        """Models StableDiffusionProcessing.init: nothing to prepare in the base class."""
 
     def sample(self, conditioning, unconditional_conditioning, seeds, subseeds, subseed_strength, prompts):
         raise NotImplementedError()
 
-    def close(self) -> None:  # mirrors StableDiffusionProcessing.close
-        self.sampler = None
-        self.c = None
-        self.uc = None
-        if not opts.persistent_cond_cache:
-            StableDiffusionProcessing.cached_c = [None, None]
-            StableDiffusionProcessing.cached_uc = [None, None]
+    def close(self) -> None:
+        """Models StableDiffusionProcessing.close: drops the sampler and conds, and the class-level cond caches
+        unless the option "persistent_cond_cache" keeps them."""
+        self.sampler = self.c = self.uc = None
+        _reset_class_caches(StableDiffusionProcessing, "cached_c", "cached_uc")
 
     def get_token_merging_ratio(self, for_hr: bool = False) -> float:
+        """Models StableDiffusionProcessing.get_token_merging_ratio: the request's ratio, else the option's; the
+        hires pass looks at its own pair first."""
+        own = (self.token_merging_ratio, opts.token_merging_ratio)
         if for_hr:
-            return (
-                self.token_merging_ratio_hr
-                or opts.token_merging_ratio_hr
-                or self.token_merging_ratio
-                or opts.token_merging_ratio
-            )
-        return self.token_merging_ratio or opts.token_merging_ratio
+            return _first_truthy(self.token_merging_ratio_hr, opts.token_merging_ratio_hr, *own)
+        return _first_truthy(*own)
 
-    def setup_prompts(self) -> None:  # mirrors StableDiffusionProcessing.setup_prompts
-        if isinstance(self.prompt, list):
-            self.all_prompts = self.prompt
-        elif isinstance(self.negative_prompt, list):
-            self.all_prompts = [self.prompt] * len(self.negative_prompt)
-        else:
-            self.all_prompts = self.batch_size * self.n_iter * [self.prompt]
-
-        if isinstance(self.negative_prompt, list):
-            self.all_negative_prompts = self.negative_prompt
-        else:
-            self.all_negative_prompts = [self.negative_prompt] * len(self.all_prompts)
-
-        if len(self.all_prompts) != len(self.all_negative_prompts):
+    def setup_prompts(self) -> None:
+        """Models StableDiffusionProcessing.setup_prompts: one prompt and one negative prompt per image of the job
+        (batch_size x n_iter, or the length of whichever is given as a list), styles applied."""
+        count = self.batch_size * self.n_iter
+        if isinstance(self.negative_prompt, list) and not isinstance(self.prompt, list):
+            count = len(self.negative_prompt)
+        prompts = _per_image(self.prompt, count)
+        negatives = _per_image(self.negative_prompt, len(prompts))
+        if len(negatives) != len(prompts):
             raise RuntimeError(
-                f"Received a different number of prompts ({len(self.all_prompts)}) and negative "
-                f"prompts ({len(self.all_negative_prompts)})"
+                f"Received a different number of prompts ({len(prompts)}) and negative prompts ({len(negatives)})"
             )
-
-        self.all_prompts = [shared.prompt_styles.apply_styles_to_prompt(x, self.styles) for x in self.all_prompts]
-        self.all_negative_prompts = [
-            shared.prompt_styles.apply_negative_styles_to_prompt(x, self.styles) for x in self.all_negative_prompts
-        ]
-        self.main_prompt = self.all_prompts[0]
-        self.main_negative_prompt = self.all_negative_prompts[0]
+        self.all_prompts = _with_styles(prompts, self.styles)
+        self.all_negative_prompts = _with_styles(negatives, self.styles, negative=True)
+        self.main_prompt, self.main_negative_prompt = self.all_prompts[0], self.all_negative_prompts[0]
 
     def cached_params(self, required_prompts, steps, extra_network_data, hires_steps=None, use_old_scheduling=False):
-        """mirrors StableDiffusionProcessing.cached_params: the cache key of a cond computation."""
-        return (
-            required_prompts,
-            steps,
-            hires_steps,
-            use_old_scheduling,
-            opts.CLIP_stop_at_last_layers,
-            getattr(shared.sd_model, "sd_checkpoint_info", None),
-            id(shared.sd_model),
-            repr(extra_network_data),
-            opts.sdxl_crop_left,
-            opts.sdxl_crop_top,
-            self.width,
-            self.height,
-            opts.emphasis,
-        )
+        """Models StableDiffusionProcessing.cached_params: everything a cond depends on, as a cache key: the prompts
+        and their schedule, the loaded model, the extra networks, the pass size and the options in _COND_OPTIONS."""
+        schedule = (required_prompts, steps, hires_steps, use_old_scheduling)
+        model = (getattr(shared.sd_model, "sd_checkpoint_info", None), id(shared.sd_model))
+        settings = tuple(getattr(opts, name) for name in _COND_OPTIONS)
+        return schedule + model + (repr(extra_network_data), self.width, self.height) + settings
 
     def get_conds_with_caching(self, function, required_prompts, steps, caches, extra_network_data, hires_steps=None):
-        """mirrors StableDiffusionProcessing.get_conds_with_caching: reuses a cond from any of `caches` (class-level,
-        shared between processing objects) when the parameters match."""
-        if shared.opts.use_old_scheduling:
-            old_schedules = prompt_parser.get_learned_conditioning_prompt_schedules(
-                required_prompts, steps, hires_steps, False
-            )
-            new_schedules = prompt_parser.get_learned_conditioning_prompt_schedules(
-                required_prompts, steps, hires_steps, True
-            )
-            if old_schedules != new_schedules:
+        """Models StableDiffusionProcessing.get_conds_with_caching: a cond found in any of `caches` (class-level
+        [params, cond] pairs, shared between processing objects) under the same parameters is reused; otherwise
+        `function` computes it and the first cache keeps it. With the old prompt-editing timeline option the
+        infotext notes when the old and new timelines differ."""
+        use_old = shared.opts.use_old_scheduling
+        if use_old:
+            timelines = [
+                prompt_parser.get_learned_conditioning_prompt_schedules(required_prompts, steps, hires_steps, old)
+                for old in (False, True)
+            ]
+            if timelines[0] != timelines[1]:
                 self.extra_generation_params["Old prompt editing timelines"] = True
 
-        cached_params = self.cached_params(
-            required_prompts, steps, extra_network_data, hires_steps, shared.opts.use_old_scheduling
-        )
-        for cache in caches:
-            if cache[0] is not None and cached_params == cache[0]:
-                return cache[1]
-        cache = caches[0]
+        key = self.cached_params(required_prompts, steps, extra_network_data, hires_steps, use_old)
+        for stored_key, cond in caches:
+            if stored_key is not None and stored_key == key:
+                return cond
+        target = caches[0]
         with devices.autocast():
-            cache[1] = function(shared.sd_model, required_prompts, steps, hires_steps, shared.opts.use_old_scheduling)
-        cache[0] = cached_params
-        return cache[1]
+            target[1] = function(shared.sd_model, required_prompts, steps, hires_steps, use_old)
+        target[0] = key
+        return target[1]
+
+    def _encode_pass_conds(self, prompts, negatives, size, schedule_steps, caches, networks, hires_steps=None):
+        """(c, uc) of one pass: the negative prompts (is_negative_prompt) through get_learned_conditioning first,
+        then the prompts through get_multicond_learned_conditioning, both at the pass size `size` (w, h)."""
+        width, height = size
+        uc_caches, c_caches = caches
+        negative_input = prompt_parser.SdConditioning(negatives, width=width, height=height, is_negative_prompt=True)
+        uc = self.get_conds_with_caching(
+            prompt_parser.get_learned_conditioning, negative_input, schedule_steps, uc_caches, networks, hires_steps
+        )
+        positive_input = prompt_parser.SdConditioning(prompts, width=width, height=height)
+        c = self.get_conds_with_caching(
+            prompt_parser.get_multicond_learned_conditioning,
+            positive_input,
+            schedule_steps,
+            c_caches,
+            networks,
+            hires_steps,
+        )
+        return c, uc
 
     def setup_conds(self) -> None:
-        """mirrors StableDiffusionProcessing.setup_conds: c (multicond) and uc (negative, is_negative_prompt=True),
-        both scheduled over the sampler's total_steps (doubled for second-order samplers)."""
-        prompts = prompt_parser.SdConditioning(self.prompts, width=self.width, height=self.height)
-        negative_prompts = prompt_parser.SdConditioning(
-            self.negative_prompts, width=self.width, height=self.height, is_negative_prompt=True
-        )
-
-        sampler_config = sd_samplers.find_sampler_config(self.sampler_name)
-        total_steps = sampler_config.total_steps(self.steps) if sampler_config else self.steps
-        self.step_multiplier = total_steps // self.steps
-        self.firstpass_steps = total_steps
-
-        self.uc = self.get_conds_with_caching(
-            prompt_parser.get_learned_conditioning,
-            negative_prompts,
-            total_steps,
-            [self.cached_uc],
-            self.extra_network_data,
-        )
-        self.c = self.get_conds_with_caching(
-            prompt_parser.get_multicond_learned_conditioning,
-            prompts,
-            total_steps,
-            [self.cached_c],
+        """Models StableDiffusionProcessing.setup_conds: c and uc scheduled over the sampler's total steps (twice
+        the steps for second-order samplers; step_multiplier records the factor)."""
+        config = sd_samplers.find_sampler_config(self.sampler_name)
+        total = config.total_steps(self.steps) if config else self.steps
+        self.step_multiplier = total // self.steps
+        self.firstpass_steps = total
+        self.c, self.uc = self._encode_pass_conds(
+            self.prompts,
+            self.negative_prompts,
+            (self.width, self.height),
+            total,
+            ([self.cached_uc], [self.cached_c]),
             self.extra_network_data,
         )
 
-    def get_conds(self):  # mirrors StableDiffusionProcessing.get_conds
+    def get_conds(self):
+        """Models StableDiffusionProcessing.get_conds: (c, uc) of the current pass."""
         return self.c, self.uc
 
-    def parse_extra_network_prompts(self):  # LoRA tags leave the prompts (see modules/extra_networks.py)
+    def parse_extra_network_prompts(self):
+        """Models StableDiffusionProcessing.parse_extra_network_prompts: LoRA-style tags leave the batch's prompts
+        and become extra_network_data (see modules/extra_networks.py)."""
         self.prompts, self.extra_network_data = extra_networks.parse_prompts(self.prompts)
         return self.extra_network_data
 
-    def fill_fields_from_opts(self) -> None:  # mirrors StableDiffusionProcessing.fill_fields_from_opts
-        self.s_min_uncond = self.s_min_uncond if self.s_min_uncond is not None else opts.s_min_uncond
-        self.s_churn = self.s_churn if self.s_churn is not None else opts.s_churn
-        self.s_tmin = self.s_tmin if self.s_tmin is not None else opts.s_tmin
-        self.s_tmax = (self.s_tmax if self.s_tmax is not None else opts.s_tmax) or float("inf")
-        self.s_noise = self.s_noise if self.s_noise is not None else opts.s_noise
+    def fill_fields_from_opts(self) -> None:
+        """Models StableDiffusionProcessing.fill_fields_from_opts: unset sampler parameters take the options'
+        values; a tmax of 0 means no upper limit."""
+        for name in _SAMPLER_PARAMETERS_FROM_OPTIONS:
+            if getattr(self, name) is None:
+                setattr(self, name, getattr(opts, name))
+        self.s_tmax = self.s_tmax or float("inf")
+
+
+# --- results --------------------------------------------------------------------------------------------------------
+
+
+def _first(value):
+    """The first entry of a per-image list, or the value itself."""
+    return value[0] if isinstance(value, list) else value
+
+
+def _seed_number(value) -> int:
+    return -1 if value is None else int(_first(value))
 
 
 class Processed:
-    """mirrors processing.Processed"""
+    """Models processing.Processed: the result of process_images, holding a snapshot of the request's parameters
+    (_FROM_P) beside the images and their infotexts."""
+
+    # attributes copied from the processing object under the same name
+    _FROM_P = (
+        "width",
+        "height",
+        "batch_size",
+        "steps",
+        "cfg_scale",
+        "sampler_name",
+        "subseed_strength",
+        "seed_resize_from_w",
+        "seed_resize_from_h",
+        "eta",
+        "s_min_uncond",
+        "s_churn",
+        "s_noise",
+        "s_tmin",
+        "s_tmax",
+        "sampler_noise_scheduler_override",
+        "restore_faces",
+        "styles",
+        "sd_model_name",
+        "sd_model_hash",
+        "token_merging_ratio",
+        "token_merging_ratio_hr",
+        "extra_generation_params",
+        "is_using_inpainting_conditioning",
+    )
+    # attributes Processed.js() puts into its JSON besides the first prompts and extra_generation_params
+    _JS_FIELDS = (
+        "all_prompts",
+        "all_negative_prompts",
+        "seed",
+        "all_seeds",
+        "subseed",
+        "all_subseeds",
+        "width",
+        "height",
+        "sampler_name",
+        "cfg_scale",
+        "steps",
+        "batch_size",
+        "index_of_first_image",
+        "infotexts",
+        "version",
+    )
 
     def __init__(
         self,
@@ -653,133 +808,97 @@ class Processed:
         infotexts=None,
         comments="",
     ) -> None:
+        for name in self._FROM_P:
+            setattr(self, name, getattr(p, name))
         self.images = images_list
-        self.prompt = p.prompt
-        self.negative_prompt = p.negative_prompt
-        self.seed = seed
-        self.subseed = subseed
-        self.subseed_strength = p.subseed_strength
         self.info = info
-        self.comments = "".join(f"{comment}\n" for comment in p.comments)
-        self.width = p.width
-        self.height = p.height
-        self.sampler_name = p.sampler_name
-        self.cfg_scale = p.cfg_scale
-        self.image_cfg_scale = getattr(p, "image_cfg_scale", None)
-        self.steps = p.steps
-        self.batch_size = p.batch_size
-        self.restore_faces = p.restore_faces
-        self.face_restoration_model = opts.face_restoration_model if p.restore_faces else None
-        self.sd_model_name = p.sd_model_name
-        self.sd_model_hash = p.sd_model_hash
-        self.seed_resize_from_w = p.seed_resize_from_w
-        self.seed_resize_from_h = p.seed_resize_from_h
-        self.denoising_strength = getattr(p, "denoising_strength", None)
-        self.extra_generation_params = p.extra_generation_params
-        self.index_of_first_image = index_of_first_image
-        self.styles = p.styles
-        self.job_timestamp = state.job_timestamp
-        self.clip_skip = opts.CLIP_stop_at_last_layers
-        self.token_merging_ratio = p.token_merging_ratio
-        self.token_merging_ratio_hr = p.token_merging_ratio_hr
-        self.eta = p.eta
-        self.s_churn = p.s_churn
-        self.s_tmin = p.s_tmin
-        self.s_tmax = p.s_tmax
-        self.s_noise = p.s_noise
-        self.s_min_uncond = p.s_min_uncond
-        self.sampler_noise_scheduler_override = p.sampler_noise_scheduler_override
-        self.prompt = self.prompt if not isinstance(self.prompt, list) else self.prompt[0]
-        self.negative_prompt = (
-            self.negative_prompt if not isinstance(self.negative_prompt, list) else self.negative_prompt[0]
-        )
-        self.seed = int(self.seed if not isinstance(self.seed, list) else self.seed[0]) if self.seed is not None else -1
-        self.subseed = (
-            int(self.subseed if not isinstance(self.subseed, list) else self.subseed[0])
-            if self.subseed is not None
-            else -1
-        )
-        self.is_using_inpainting_conditioning = p.is_using_inpainting_conditioning
-        self.all_prompts = all_prompts or p.all_prompts or [self.prompt]
-        self.all_negative_prompts = all_negative_prompts or p.all_negative_prompts or [self.negative_prompt]
-        self.all_seeds = all_seeds or p.all_seeds or [self.seed]
-        self.all_subseeds = all_subseeds or p.all_subseeds or [self.subseed]
         self.infotexts = infotexts or [info] * len(images_list)
+        self.index_of_first_image = index_of_first_image
+        self.comments = "".join(f"{text}\n" for text in p.comments)
+        self.prompt = _first(p.prompt)
+        self.negative_prompt = _first(p.negative_prompt)
+        self.seed = _seed_number(seed)
+        self.subseed = _seed_number(subseed)
+        self.image_cfg_scale = getattr(p, "image_cfg_scale", None)
+        self.denoising_strength = getattr(p, "denoising_strength", None)
+        self.face_restoration_model = opts.face_restoration_model if p.restore_faces else None
+        self.clip_skip = opts.CLIP_stop_at_last_layers
+        self.job_timestamp = state.job_timestamp
         self.version = program_version()
-
-    def js(self) -> str:  # mirrors Processed.js
-        obj = {
-            "prompt": self.all_prompts[0],
-            "all_prompts": self.all_prompts,
-            "negative_prompt": self.all_negative_prompts[0],
-            "all_negative_prompts": self.all_negative_prompts,
-            "seed": self.seed,
-            "all_seeds": self.all_seeds,
-            "subseed": self.subseed,
-            "all_subseeds": self.all_subseeds,
-            "width": self.width,
-            "height": self.height,
-            "sampler_name": self.sampler_name,
-            "cfg_scale": self.cfg_scale,
-            "steps": self.steps,
-            "batch_size": self.batch_size,
-            "extra_generation_params": {k: v for k, v in self.extra_generation_params.items() if not callable(v)},
-            "index_of_first_image": self.index_of_first_image,
-            "infotexts": self.infotexts,
-            "version": self.version,
+        # per-image lists: given, else p's, else the single value
+        given = {
+            "all_prompts": (all_prompts, self.prompt),
+            "all_negative_prompts": (all_negative_prompts, self.negative_prompt),
+            "all_seeds": (all_seeds, self.seed),
+            "all_subseeds": (all_subseeds, self.subseed),
         }
-        return json.dumps(obj, default=lambda o: None)
+        for name, (explicit, single) in given.items():
+            setattr(self, name, explicit or getattr(p, name) or [single])
 
-    def infotext(self, p: StableDiffusionProcessing, index: int) -> str:  # mirrors Processed.infotext
+    def js(self) -> str:
+        """Models Processed.js: the JSON "info" of API responses (callables of extra_generation_params left out,
+        values JSON cannot hold written as null)."""
+        data = {name: getattr(self, name) for name in self._JS_FIELDS}
+        data["prompt"] = self.all_prompts[0]
+        data["negative_prompt"] = self.all_negative_prompts[0]
+        data["extra_generation_params"] = {
+            key: value for key, value in self.extra_generation_params.items() if not callable(value)
+        }
+        return json.dumps(data, default=lambda _unserialisable: None)
+
+    def infotext(self, p: StableDiffusionProcessing, index: int) -> str:
+        """Models Processed.infotext: the infotext of image `index` of the job, counted across batches."""
+        batch, position = divmod(index, self.batch_size)
         return create_infotext(
             p,
             self.all_prompts,
             self.all_seeds,
             self.all_subseeds,
             comments=[],
-            position_in_batch=index % self.batch_size,
-            iteration=index // self.batch_size,
+            iteration=batch,
+            position_in_batch=position,
         )
 
     def get_token_merging_ratio(self, for_hr: bool = False) -> float:
         return self.token_merging_ratio_hr if for_hr else self.token_merging_ratio
 
 
-def process_images(p: StableDiffusionProcessing) -> Processed:
-    """mirrors processing.process_images: before_process hooks, override_settings applied (and restored afterwards),
-    sampler/scheduler name fix-up, then process_images_inner."""
-    if p.scripts is not None:
-        p.scripts.before_process(p)
+# --- process_images -------------------------------------------------------------------------------------------------
 
-    stored_opts = {
-        k: opts.data[k] if k in opts.data else opts.get_default(k) for k in p.override_settings.keys() if k in opts.data
-    }
+
+@contextlib.contextmanager
+def _overridden_options(p: StableDiffusionProcessing):
+    """The request's override_settings applied as options for the run (API-style, without callbacks) and, unless
+    override_settings_restore_afterwards is off, put back afterwards. A checkpoint override is dropped: the stand-in
+    has one loaded model."""
+    previous = {name: opts.data[name] for name in p.override_settings if name in opts.data}
     try:
-        p.override_settings.pop("sd_model_checkpoint", None)  # the stand-in has a single loaded model
-        for k, v in p.override_settings.items():
-            opts.set(k, v, is_api=True, run_callbacks=False)
-
-        sd_samplers.fix_p_invalid_sampler_and_scheduler(p)
-        sd_models.reload_model_weights()  # back to the selected checkpoint (after a refiner run, say)
-
-        res = process_images_inner(p)
+        p.override_settings.pop("sd_model_checkpoint", None)
+        for name, value in p.override_settings.items():
+            opts.set(name, value, is_api=True, run_callbacks=False)
+        yield
     finally:
         if p.override_settings_restore_afterwards:
-            for k, v in stored_opts.items():
-                setattr(opts, k, v)
-    return res
+            for name, value in previous.items():
+                setattr(opts, name, value)
 
 
-def process_images_inner(p: StableDiffusionProcessing) -> Processed:
-    """mirrors processing.process_images_inner: seeds and prompts, scripts.process, then per batch iteration:
-    before_process_batch / process_batch hooks, conds, sampling (p.sample), decoding, postprocess hooks,
-    infotexts; finally scripts.postprocess. An exception propagates (postprocess is then not called); an
-    interrupt makes the sampler return its last latent and stops further iterations."""
-    if isinstance(p.prompt, list):
-        assert len(p.prompt) > 0
-    else:
-        assert p.prompt is not None
+def process_images(p: StableDiffusionProcessing) -> Processed:
+    """Models processing.process_images: scripts' before_process, the option overrides, the sampler / scheduler name
+    fix-up and the selected checkpoint reloaded (after a refiner run), then process_images_inner."""
+    if p.scripts is not None:
+        p.scripts.before_process(p)
+    with _overridden_options(p):
+        sd_samplers.fix_p_invalid_sampler_and_scheduler(p)
+        sd_models.reload_model_weights()
+        return process_images_inner(p)
 
+
+def _prepare_job(p: StableDiffusionProcessing) -> None:
+    """The start of process_images_inner: refiner checkpoint looked up, defaults for face restoration and tiling,
+    model name and hash for the infotext, sampler parameters from options, prompts, and one seed and variation seed
+    per image (consecutive from the first; with a variation strength all images share the seed)."""
+    assert len(p.prompt) > 0 if isinstance(p.prompt, list) else p.prompt is not None
     devices.torch_gc()
 
     if p.refiner_checkpoint not in (None, "", "None", "none"):
@@ -787,569 +906,520 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
         if p.refiner_checkpoint_info is None:
             raise Exception(f"Could not find checkpoint with name {p.refiner_checkpoint}")
 
-    seed = get_fixed_seed(p.seed)
-    subseed = get_fixed_seed(p.subseed)
+    first_seed, first_subseed = get_fixed_seed(p.seed), get_fixed_seed(p.subseed)
 
     if p.restore_faces is None:
         p.restore_faces = opts.face_restoration
     if p.tiling is None:
         p.tiling = opts.tiling
 
-    info = getattr(shared.sd_model, "sd_checkpoint_info", None)
-    p.sd_model_name = getattr(info, "name_for_extra", None) or getattr(info, "model_name", None)
+    checkpoint = getattr(shared.sd_model, "sd_checkpoint_info", None)
+    p.sd_model_name = getattr(checkpoint, "name_for_extra", None) or getattr(checkpoint, "model_name", None)
     p.sd_model_hash = getattr(shared.sd_model, "sd_model_hash", None)
-    p.sd_vae_name = None
-    p.sd_vae_hash = None
+    p.sd_vae_name = p.sd_vae_hash = None
 
     p.fill_fields_from_opts()
     p.setup_prompts()
 
-    if isinstance(seed, list):
-        p.all_seeds = seed
-    else:
-        p.all_seeds = [int(seed) + (x if p.subseed_strength == 0 else 0) for x in range(len(p.all_prompts))]
+    count = len(p.all_prompts)
+    seed_step = 1 if p.subseed_strength == 0 else 0
+    p.all_seeds = (
+        first_seed if isinstance(first_seed, list) else [int(first_seed) + i * seed_step for i in range(count)]
+    )
+    p.all_subseeds = (
+        first_subseed if isinstance(first_subseed, list) else [int(first_subseed) + i for i in range(count)]
+    )
 
-    if isinstance(subseed, list):
-        p.all_subseeds = subseed
-    else:
-        p.all_subseeds = [int(subseed) + x for x in range(len(p.all_prompts))]
 
+def _select_batch(p: StableDiffusionProcessing, n: int) -> None:
+    """Batch n's prompts, seeds and first-noise generator (latent size from the model's channels and scale)."""
+    p.prompts = _batch_slice(p.all_prompts, n, p.batch_size)
+    p.negative_prompts = _batch_slice(p.all_negative_prompts, n, p.batch_size)
+    p.seeds = _batch_slice(p.all_seeds, n, p.batch_size)
+    p.subseeds = _batch_slice(p.all_subseeds, n, p.batch_size)
+    scale = latent_scale_factor()
+    channels = getattr(shared.sd_model, "latent_channels", opt_C)
+    p.rng = rng.ImageRNG(
+        (channels, p.height // scale, p.width // scale),
+        p.seeds,
+        subseeds=p.subseeds,
+        subseed_strength=p.subseed_strength,
+        seed_resize_from_h=p.seed_resize_from_h,
+        seed_resize_from_w=p.seed_resize_from_w,
+    )
+
+
+def _batch_hook(p: StableDiffusionProcessing, hook: str, n: int) -> None:
+    if p.scripts is not None:
+        getattr(p.scripts, hook)(p, batch_number=n, prompts=p.prompts, seeds=p.seeds, subseeds=p.subseeds)
+
+
+def _images_from_samples(p: StableDiffusionProcessing, samples) -> torch.Tensor:
+    """Sampled latents (after scripts' post_sample) as a float image batch in [0, 1]; a sampler that already
+    decoded (the hires pass) is not decoded again."""
+    if p.scripts is not None:
+        from modules import scripts
+
+        hook = scripts.PostSampleArgs(samples)
+        p.scripts.post_sample(p, hook)
+        samples = hook.samples
+    if not getattr(samples, "already_decoded", False):
+        samples = decode_latent_batch(p.sd_model, samples, target_device=devices.cpu, check_for_nans=True)
+    return ((torch.stack(list(samples)).float() + 1.0) / 2.0).clamp(0.0, 1.0)
+
+
+def _postprocess_batch(p: StableDiffusionProcessing, images: torch.Tensor, n: int):
+    """Scripts' postprocess_batch then postprocess_batch_list (which may change the list of images); the batch's
+    prompts are selected again first, as scripts may have changed them."""
+    if p.scripts is None:
+        return images
+    from modules import scripts
+
+    p.scripts.postprocess_batch(p, images, batch_number=n)
+    p.prompts = _batch_slice(p.all_prompts, n, p.batch_size)
+    p.negative_prompts = _batch_slice(p.all_negative_prompts, n, p.batch_size)
+    hook = scripts.PostprocessBatchListArgs(list(images))
+    p.scripts.postprocess_batch_list(p, hook, batch_number=n)
+    return hook.images
+
+
+def _finish_image(p: StableDiffusionProcessing, i: int, image: torch.Tensor) -> torch.Tensor:
+    """One image of the batch: scripts' postprocess_image, then the inpainting composite."""
+    p.batch_index = i
+    if p.scripts is not None:
+        from modules import scripts
+
+        hook = scripts.PostprocessImageArgs(image)
+        p.scripts.postprocess_image(p, hook)
+        image = hook.image
+    return composite_over_original(p, i, image)
+
+
+def _run_batch(p: StableDiffusionProcessing, n: int) -> tuple[list, list] | None:
+    """Batch n of process_images_inner: (images, infotexts), or None when the batch has no prompts. Order of the
+    WebUI: before_process_batch, extra networks parsed and activated, process_batch, conds, the infotext once for
+    params.txt (first batch), sampling, post_sample, decoding, postprocess hooks, then each image."""
+    _select_batch(p, n)
+    _batch_hook(p, "before_process_batch", n)
+    if not p.prompts:
+        return None
+
+    p.parse_extra_network_prompts()
+    if not p.disable_extra_networks:
+        extra_networks.activate(p, p.extra_network_data)
+    _batch_hook(p, "process_batch", n)
+    p.setup_conds()
+
+    if n == 0:
+        Processed(p, []).infotext(p, 0)  # the WebUI writes params.txt from it
+    if p.n_iter > 1:
+        state.job = f"Batch {n + 1} out of {p.n_iter}"
+
+    samples = p.sample(
+        conditioning=p.c,
+        unconditional_conditioning=p.uc,
+        seeds=p.seeds,
+        subseeds=p.subseeds,
+        subseed_strength=p.subseed_strength,
+        prompts=p.prompts,
+    )
+    images = _images_from_samples(p, samples)
+    state.nextjob()
+    images = _postprocess_batch(p, images, n)
+
+    finished, texts = [], []
+    for i, image in enumerate(images):
+        finished.append(_finish_image(p, i, image))
+        texts.append(
+            create_infotext(p, p.prompts, p.seeds, p.subseeds, index=i, all_negative_prompts=p.negative_prompts)
+        )
+    devices.torch_gc()
+    return finished, texts
+
+
+def process_images_inner(p: StableDiffusionProcessing) -> Processed:
+    """Models processing.process_images_inner: seeds and prompts, scripts' process, p.init, then one batch per
+    iteration (see _run_batch) until n_iter or an interrupt / "stop generating"; finally the extra networks are
+    deactivated and scripts' postprocess sees the result. An exception propagates (postprocess is then not called);
+    an interrupt makes the sampler return its last latent and stops further iterations."""
+    _prepare_job(p)
     if p.scripts is not None:
         p.scripts.process(p)
 
-    infotexts = []
-    output_images = []
-
+    images: list = []
+    infotexts: list = []
     ema_scope = getattr(p.sd_model, "ema_scope", None) or contextlib.nullcontext
     with torch.no_grad(), ema_scope():
         with devices.autocast():
             p.init(p.all_prompts, p.all_seeds, p.all_subseeds)
-
         if state.job_count == -1:
             state.job_count = p.n_iter
 
         for n in range(p.n_iter):
             p.iteration = n
-
-            if state.skipped:
-                state.skipped = False
-
+            state.skipped = False
             if state.interrupted or state.stopping_generation:
                 break
-
-            p.prompts = p.all_prompts[n * p.batch_size : (n + 1) * p.batch_size]
-            p.negative_prompts = p.all_negative_prompts[n * p.batch_size : (n + 1) * p.batch_size]
-            p.seeds = p.all_seeds[n * p.batch_size : (n + 1) * p.batch_size]
-            p.subseeds = p.all_subseeds[n * p.batch_size : (n + 1) * p.batch_size]
-
-            latent_channels = getattr(shared.sd_model, "latent_channels", opt_C)
-            f = latent_scale_factor()
-            p.rng = rng.ImageRNG(
-                (latent_channels, p.height // f, p.width // f),
-                p.seeds,
-                subseeds=p.subseeds,
-                subseed_strength=p.subseed_strength,
-                seed_resize_from_h=p.seed_resize_from_h,
-                seed_resize_from_w=p.seed_resize_from_w,
-            )
-
-            if p.scripts is not None:
-                p.scripts.before_process_batch(p, batch_number=n, prompts=p.prompts, seeds=p.seeds, subseeds=p.subseeds)
-
-            if len(p.prompts) == 0:
+            batch = _run_batch(p, n)
+            if batch is None:
                 break
-
-            p.parse_extra_network_prompts()
-
-            if not p.disable_extra_networks:
-                extra_networks.activate(p, p.extra_network_data)
-
-            if p.scripts is not None:
-                p.scripts.process_batch(p, batch_number=n, prompts=p.prompts, seeds=p.seeds, subseeds=p.subseeds)
-
-            p.setup_conds()
-
-            if n == 0:  # the WebUI writes params.txt here (creating the infotext once more)
-                Processed(p, []).infotext(p, 0)
-
-            if p.n_iter > 1:
-                shared.state.job = f"Batch {n + 1} out of {p.n_iter}"
-
-            samples_ddim = p.sample(
-                conditioning=p.c,
-                unconditional_conditioning=p.uc,
-                seeds=p.seeds,
-                subseeds=p.subseeds,
-                subseed_strength=p.subseed_strength,
-                prompts=p.prompts,
-            )
-
-            if p.scripts is not None:
-                from modules import scripts
-
-                ps = scripts.PostSampleArgs(samples_ddim)
-                p.scripts.post_sample(p, ps)
-                samples_ddim = ps.samples
-
-            if getattr(samples_ddim, "already_decoded", False):
-                x_samples_ddim = samples_ddim
-            else:
-                x_samples_ddim = decode_latent_batch(
-                    p.sd_model, samples_ddim, target_device=devices.cpu, check_for_nans=True
-                )
-
-            x_samples_ddim = torch.stack(x_samples_ddim).float()
-            x_samples_ddim = torch.clamp((x_samples_ddim + 1.0) / 2.0, min=0.0, max=1.0)
-
-            del samples_ddim
-
-            state.nextjob()
-
-            if p.scripts is not None:
-                from modules import scripts
-
-                p.scripts.postprocess_batch(p, x_samples_ddim, batch_number=n)
-
-                p.prompts = p.all_prompts[n * p.batch_size : (n + 1) * p.batch_size]
-                p.negative_prompts = p.all_negative_prompts[n * p.batch_size : (n + 1) * p.batch_size]
-
-                batch_params = scripts.PostprocessBatchListArgs(list(x_samples_ddim))
-                p.scripts.postprocess_batch_list(p, batch_params, batch_number=n)
-                x_samples_ddim = batch_params.images
-
-            def infotext(index=0, use_main_prompt=False):
-                return create_infotext(
-                    p,
-                    p.prompts,
-                    p.seeds,
-                    p.subseeds,
-                    use_main_prompt=use_main_prompt,
-                    index=index,
-                    all_negative_prompts=p.negative_prompts,
-                )
-
-            for i, x_sample in enumerate(x_samples_ddim):
-                p.batch_index = i
-                image = x_sample
-                if p.scripts is not None:
-                    from modules import scripts
-
-                    pp = scripts.PostprocessImageArgs(image)
-                    p.scripts.postprocess_image(p, pp)
-                    image = pp.image
-
-                image = composite_over_original(p, i, image)
-
-                text = infotext(i)
-                infotexts.append(text)
-                output_images.append(image)
-
-            del x_samples_ddim
-            devices.torch_gc()
+            images += batch[0]
+            infotexts += batch[1]
 
         if not infotexts:
             infotexts.append(Processed(p, []).infotext(p, 0))
-
         p.color_corrections = None
-        index_of_first_image = 0
 
-    res = Processed(
+    result = Processed(
         p,
-        images_list=output_images,
+        images_list=images,
         seed=p.all_seeds[0],
-        info=infotexts[0],
         subseed=p.all_subseeds[0],
-        index_of_first_image=index_of_first_image,
+        info=infotexts[0],
         infotexts=infotexts,
+        index_of_first_image=0,
+    )
+    if p.extra_network_data and not p.disable_extra_networks:
+        extra_networks.deactivate(p, p.extra_network_data)
+    if p.scripts is not None:
+        p.scripts.postprocess(p, result)
+    return result
+
+
+# --- txt2img --------------------------------------------------------------------------------------------------------
+
+
+def _image_rng(p: StableDiffusionProcessing, shape) -> rng.ImageRNG:
+    """The per-image noise generator of the current batch (seeds, variation seeds, resize-seed-from) for `shape`."""
+    return rng.ImageRNG(
+        shape,
+        p.seeds,
+        subseeds=p.subseeds,
+        subseed_strength=p.subseed_strength,
+        seed_resize_from_h=p.seed_resize_from_h,
+        seed_resize_from_w=p.seed_resize_from_w,
     )
 
-    if not p.disable_extra_networks and p.extra_network_data:
-        extra_networks.deactivate(p, p.extra_network_data)
 
-    if p.scripts is not None:
-        p.scripts.postprocess(p, res)
+def hires_target_size(width: int, height: int, scale: float, resize_x: int, resize_y: int):
+    """Models StableDiffusionProcessingTxt2Img.calculate_target_resolution as a pure function: (upscale-to width,
+    upscale-to height, excess width, excess height, infotext key, infotext value).
 
-    return res
+    Without "resize to" the first pass is scaled by `scale`. With one side given the other follows the aspect ratio.
+    With both, the picture is scaled to cover the box (fitting the side that leaves the other at least as large)
+    and the excess is cut off later."""
+    if not resize_x and not resize_y:
+        return int(width * scale), int(height * scale), 0, 0, "Hires upscale", scale
+    fit_width = (resize_x, resize_x * height // width)
+    fit_height = (resize_y * width // height, resize_y)
+    if not resize_y:
+        chosen = fit_width
+    elif not resize_x:
+        chosen = fit_height
+    else:
+        chosen = fit_width if width / height < resize_x / resize_y else fit_height
+    excess = (chosen[0] - resize_x, chosen[1] - resize_y) if resize_x and resize_y else (0, 0)
+    return chosen[0], chosen[1], excess[0], excess[1], "Hires resize", f"{resize_x}x{resize_y}"
+
+
+def _hires_prompt_getter(all_name: str, first_pass_name: str):
+    """An infotext callable: the image's hires prompt (from the list `all_name` of p) when it differs from the
+    first-pass one (the create_infotext local `first_pass_name`)."""
+
+    def value(p, index, **context):
+        text = getattr(p, all_name)[index]
+        return None if text == context[first_pass_name] else text
+
+    return value
+
+
+def _centre_crop_latent(samples: torch.Tensor, excess_x: int, excess_y: int) -> torch.Tensor:
+    """Cuts `excess` latent cells off the upscaled latent, half on each side (the odd one at the end)."""
+    height, width = samples.shape[2], samples.shape[3]
+    rows = slice(excess_y // 2, height - (excess_y + 1) // 2)
+    cols = slice(excess_x // 2, width - (excess_x + 1) // 2)
+    return samples[:, :, rows, cols]
 
 
 class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
-    """mirrors processing.StableDiffusionProcessingTxt2Img (latent upscalers only for the hires fix)."""
+    """Models processing.StableDiffusionProcessingTxt2Img (latent upscalers only for the hires fix)."""
+
+    FIELDS: dict = {
+        "enable_hr": False,
+        "denoising_strength": 0.75,
+        "firstphase_width": 0,
+        "firstphase_height": 0,
+        "hr_scale": 2.0,
+        "hr_upscaler": None,
+        "hr_second_pass_steps": 0,
+        "hr_resize_x": 0,
+        "hr_resize_y": 0,
+        "hr_checkpoint_name": None,
+        "hr_sampler_name": None,
+        "hr_scheduler": None,
+        "hr_prompt": "",
+        "hr_negative_prompt": "",
+        "force_task_id": None,
+    }
 
     cached_hr_uc: list = [None, None]
     cached_hr_c: list = [None, None]
 
-    def __init__(
-        self,
-        enable_hr: bool = False,
-        denoising_strength: float = 0.75,
-        firstphase_width: int = 0,
-        firstphase_height: int = 0,
-        hr_scale: float = 2.0,
-        hr_upscaler: str | None = None,
-        hr_second_pass_steps: int = 0,
-        hr_resize_x: int = 0,
-        hr_resize_y: int = 0,
-        hr_checkpoint_name: str | None = None,
-        hr_sampler_name: str | None = None,
-        hr_scheduler: str | None = None,
-        hr_prompt: str = "",
-        hr_negative_prompt: str = "",
-        force_task_id: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self.enable_hr = enable_hr
-        self.firstphase_width = firstphase_width
-        self.firstphase_height = firstphase_height
-        self.hr_scale = hr_scale
-        self.hr_upscaler = hr_upscaler
-        self.hr_second_pass_steps = hr_second_pass_steps
-        self.hr_resize_x = hr_resize_x
-        self.hr_resize_y = hr_resize_y
-        self.hr_sampler_name = hr_sampler_name
-        self.hr_scheduler = hr_scheduler
-        self.hr_prompt = hr_prompt
-        self.hr_negative_prompt = hr_negative_prompt
-        self.force_task_id = force_task_id
-        self.hr_checkpoint_info = None
-        self.hr_upscale_to_x = 0
-        self.hr_upscale_to_y = 0
-        self.truncate_x = 0
-        self.truncate_y = 0
-        self.applied_old_hires_behavior_to = None
-        self.latent_scale_mode = None
-        self.hr_c = None
-        self.hr_uc = None
-        self.all_hr_prompts: list[str] = []
-        self.all_hr_negative_prompts: list[str] = []
-        self.hr_prompts: list[str] = []
-        self.hr_negative_prompts: list[str] = []
-        self.hr_extra_network_data: dict = {}
-        super().__init__(denoising_strength=denoising_strength, **kwargs)
-        self.hr_checkpoint_name = hr_checkpoint_name
+    def initial_state(self) -> dict:
+        return {
+            "hr_checkpoint_info": None,
+            "hr_upscale_to_x": 0,
+            "hr_upscale_to_y": 0,
+            "truncate_x": 0,
+            "truncate_y": 0,
+            "applied_old_hires_behavior_to": None,
+            "latent_scale_mode": None,
+            "hr_c": None,
+            "hr_uc": None,
+            "all_hr_prompts": [],
+            "all_hr_negative_prompts": [],
+            "hr_prompts": [],
+            "hr_negative_prompts": [],
+            "hr_extra_network_data": {},
+        }
 
-    def __post_init__(self) -> None:  # mirrors StableDiffusionProcessingTxt2Img.__post_init__
+    def __post_init__(self) -> None:
+        """Models StableDiffusionProcessingTxt2Img.__post_init__: also shares the class-level hires cond caches."""
         super().__post_init__()
-        self.cached_hr_uc = StableDiffusionProcessingTxt2Img.cached_hr_uc
         self.cached_hr_c = StableDiffusionProcessingTxt2Img.cached_hr_c
+        self.cached_hr_uc = StableDiffusionProcessingTxt2Img.cached_hr_uc
 
-    def calculate_target_resolution(self) -> None:  # mirrors Txt2Img.calculate_target_resolution
-        if self.hr_resize_x == 0 and self.hr_resize_y == 0:
-            self.extra_generation_params["Hires upscale"] = self.hr_scale
-            self.hr_upscale_to_x = int(self.width * self.hr_scale)
-            self.hr_upscale_to_y = int(self.height * self.hr_scale)
-        else:
-            self.extra_generation_params["Hires resize"] = f"{self.hr_resize_x}x{self.hr_resize_y}"
-            if self.hr_resize_y == 0:
-                self.hr_upscale_to_x = self.hr_resize_x
-                self.hr_upscale_to_y = self.hr_resize_x * self.height // self.width
-            elif self.hr_resize_x == 0:
-                self.hr_upscale_to_x = self.hr_resize_y * self.width // self.height
-                self.hr_upscale_to_y = self.hr_resize_y
-            else:
-                target_w = self.hr_resize_x
-                target_h = self.hr_resize_y
-                src_ratio = self.width / self.height
-                dst_ratio = self.hr_resize_x / self.hr_resize_y
-                if src_ratio < dst_ratio:
-                    self.hr_upscale_to_x = self.hr_resize_x
-                    self.hr_upscale_to_y = self.hr_resize_x * self.height // self.width
-                else:
-                    self.hr_upscale_to_x = self.hr_resize_y * self.width // self.height
-                    self.hr_upscale_to_y = self.hr_resize_y
-                f = latent_scale_factor()
-                self.truncate_x = (self.hr_upscale_to_x - target_w) // f
-                self.truncate_y = (self.hr_upscale_to_y - target_h) // f
+    def calculate_target_resolution(self) -> None:
+        """Models StableDiffusionProcessingTxt2Img.calculate_target_resolution (see hires_target_size)."""
+        to_x, to_y, excess_x, excess_y, key, value = hires_target_size(
+            self.width, self.height, self.hr_scale, self.hr_resize_x, self.hr_resize_y
+        )
+        self.extra_generation_params[key] = value
+        self.hr_upscale_to_x, self.hr_upscale_to_y = to_x, to_y
+        if self.hr_resize_x and self.hr_resize_y:
+            scale = latent_scale_factor()
+            self.truncate_x, self.truncate_y = excess_x // scale, excess_y // scale
 
-    def init(self, all_prompts, all_seeds, all_subseeds) -> None:  # mirrors StableDiffusionProcessingTxt2Img.init
-        if self.enable_hr:
-            self.extra_generation_params["Denoising strength"] = self.denoising_strength
+    def _hires_upscale_mode(self):
+        """The latent upscale mode of hr_upscaler (the default latent mode when none is named); an upscaler that is
+        neither a latent mode nor a known upscaler is an error."""
+        modes = shared.latent_upscale_modes
+        if self.hr_upscaler is None:
+            return modes.get(shared.latent_upscale_default_mode, "nearest")
+        mode = modes.get(self.hr_upscaler)
+        if mode is None and all(upscaler.name != self.hr_upscaler for upscaler in shared.sd_upscalers):
+            raise Exception(f"could not find upscaler named {self.hr_upscaler}")
+        return mode
 
-            if self.hr_checkpoint_name and self.hr_checkpoint_name != "Use same checkpoint":
-                raise Exception(f"Could not find checkpoint with name {self.hr_checkpoint_name}")
+    def init(self, all_prompts, all_seeds, all_subseeds) -> None:
+        """Models StableDiffusionProcessingTxt2Img.init: with the hires fix, its infotext fields (in the WebUI's
+        order), the hires scheduler defaulting to the first pass's, the upscale mode and target size, and twice the
+        job count for the progress bar."""
+        if not self.enable_hr:
+            return
+        params = self.extra_generation_params
+        params["Denoising strength"] = self.denoising_strength
 
-            if self.hr_sampler_name is not None and self.hr_sampler_name != self.sampler_name:
-                self.extra_generation_params["Hires sampler"] = self.hr_sampler_name
+        if self.hr_checkpoint_name not in (None, "", "Use same checkpoint"):
+            raise Exception(f"Could not find checkpoint with name {self.hr_checkpoint_name}")
 
-            def get_hr_prompt(p, index, prompt_text, **kwargs):
-                hr_prompt = p.all_hr_prompts[index]
-                return hr_prompt if hr_prompt != prompt_text else None
+        if self.hr_sampler_name is not None and self.hr_sampler_name != self.sampler_name:
+            params["Hires sampler"] = self.hr_sampler_name
+        params["Hires prompt"] = _hires_prompt_getter("all_hr_prompts", "prompt_text")
+        params["Hires negative prompt"] = _hires_prompt_getter("all_hr_negative_prompts", "negative_prompt")
+        params["Hires schedule type"] = None  # filled in by the k-diffusion sampler of the hires pass
+        self.hr_scheduler = self.scheduler if self.hr_scheduler is None else self.hr_scheduler
 
-            def get_hr_negative_prompt(p, index, negative_prompt, **kwargs):
-                hr_negative_prompt = p.all_hr_negative_prompts[index]
-                return hr_negative_prompt if hr_negative_prompt != negative_prompt else None
+        self.latent_scale_mode = self._hires_upscale_mode()
+        self.calculate_target_resolution()
 
-            self.extra_generation_params["Hires prompt"] = get_hr_prompt
-            self.extra_generation_params["Hires negative prompt"] = get_hr_negative_prompt
+        if not state.processing_has_refined_job_count:
+            state.job_count = (self.n_iter if state.job_count == -1 else state.job_count) * 2
+            state.processing_has_refined_job_count = True
 
-            self.extra_generation_params["Hires schedule type"] = None  # to be set in sd_samplers_kdiffusion.py
-
-            if self.hr_scheduler is None:
-                self.hr_scheduler = self.scheduler
-
-            self.latent_scale_mode = (
-                shared.latent_upscale_modes.get(self.hr_upscaler, None)
-                if self.hr_upscaler is not None
-                else shared.latent_upscale_modes.get(shared.latent_upscale_default_mode, "nearest")
-            )
-            if self.enable_hr and self.latent_scale_mode is None:
-                if not any(x.name == self.hr_upscaler for x in shared.sd_upscalers):
-                    raise Exception(f"could not find upscaler named {self.hr_upscaler}")
-
-            self.calculate_target_resolution()
-
-            if not state.processing_has_refined_job_count:
-                if state.job_count == -1:
-                    state.job_count = self.n_iter
-                state.job_count = state.job_count * 2
-                state.processing_has_refined_job_count = True
-
-            if self.hr_second_pass_steps:
-                self.extra_generation_params["Hires steps"] = self.hr_second_pass_steps
-
-            if self.hr_upscaler is not None:
-                self.extra_generation_params["Hires upscaler"] = self.hr_upscaler
+        if self.hr_second_pass_steps:
+            params["Hires steps"] = self.hr_second_pass_steps
+        if self.hr_upscaler is not None:
+            params["Hires upscaler"] = self.hr_upscaler
 
     def sample(self, conditioning, unconditional_conditioning, seeds, subseeds, subseed_strength, prompts):
-        """mirrors StableDiffusionProcessingTxt2Img.sample: first pass, then (enable_hr) sample_hr_pass."""
+        """Models StableDiffusionProcessingTxt2Img.sample: the first pass from the batch's noise (scripts'
+        process_before_every_sampling first), then, with the hires fix, sample_hr_pass."""
         self.sampler = sd_samplers.create_sampler(self.sampler_name, self.sd_model)
-
-        x = self.rng.next()
-
+        noise = self.rng.next()
         if self.scripts is not None:
             self.scripts.process_before_every_sampling(
-                p=self, x=x, noise=x, c=conditioning, uc=unconditional_conditioning
+                p=self, x=noise, noise=noise, c=conditioning, uc=unconditional_conditioning
             )
-
-        samples = self.sampler.sample(
-            self, x, conditioning, unconditional_conditioning, image_conditioning=self.txt2img_image_conditioning(x)
+        latents = self.sampler.sample(
+            self,
+            noise,
+            conditioning,
+            unconditional_conditioning,
+            image_conditioning=self.txt2img_image_conditioning(noise),
         )
-        del x
-
         if not self.enable_hr:
-            return samples
-
+            return latents
         devices.torch_gc()
-        decoded_samples = None  # latent upscale only
-        return self.sample_hr_pass(samples, decoded_samples, seeds, subseeds, subseed_strength, prompts)
+        return self.sample_hr_pass(latents, None, seeds, subseeds, subseed_strength, prompts)
 
     def sample_hr_pass(self, samples, decoded_samples, seeds, subseeds, subseed_strength, prompts):
-        """mirrors StableDiffusionProcessingTxt2Img.sample_hr_pass (latent upscalers): is_hr_pass=True, upscaled
-        latents, a new sampler, hires conds (at the hires size), process_before_every_sampling, sample_img2img with
-        hr_second_pass_steps or steps; returns decoded images (already_decoded)."""
-        if shared.state.interrupted:
+        """Models StableDiffusionProcessingTxt2Img.sample_hr_pass with a latent upscaler: skipped after an interrupt;
+        otherwise is_hr_pass is set, the latents are upscaled to the target size, a new sampler (hires sampler or the
+        first pass's) is created, the image conditioning is made (an inpainting UNet gets the whole-picture one, or
+        with a mask weight below 1 the upscaled picture itself), the excess of "resize to" is cut off, fresh noise
+        is drawn from the batch's seeds, the hires extra networks are activated and the hires conds computed, scripts
+        see before_hr and process_before_every_sampling, and sample_img2img runs hr_second_pass_steps (or steps).
+        Returns the decoded images (already_decoded)."""
+        if state.interrupted:
             return samples
 
         self.is_hr_pass = True
-        target_width = self.hr_upscale_to_x
-        target_height = self.hr_upscale_to_y
-        f = latent_scale_factor()
-
+        scale = latent_scale_factor()
         samples = torch.nn.functional.interpolate(
             samples,
-            size=(target_height // f, target_width // f),
+            size=(self.hr_upscale_to_y // scale, self.hr_upscale_to_x // scale),
             mode=self.latent_scale_mode["mode"],
             antialias=self.latent_scale_mode["antialias"],
         )
+        state.nextjob()
 
-        shared.state.nextjob()
-
-        img2img_sampler_name = self.hr_sampler_name or self.sampler_name
-
-        self.sampler = sd_samplers.create_sampler(img2img_sampler_name, self.sd_model)
-
-        # an inpainting UNet gets the whole-picture conditioning, or (mask weight < 1) the upscaled picture itself
+        self.sampler = sd_samplers.create_sampler(self.hr_sampler_name or self.sampler_name, self.sd_model)
         if getattr(self, "inpainting_mask_weight", opts.inpainting_mask_weight) < 1.0:
-            image_conditioning = self.img2img_image_conditioning(decode_first_stage(self.sd_model, samples), samples)
+            pictures = decode_first_stage(self.sd_model, samples)
+            image_conditioning = self.img2img_image_conditioning(pictures, samples)
         else:
             image_conditioning = self.txt2img_image_conditioning(samples)
 
-        samples = samples[
-            :,
-            :,
-            self.truncate_y // 2 : samples.shape[2] - (self.truncate_y + 1) // 2,
-            self.truncate_x // 2 : samples.shape[3] - (self.truncate_x + 1) // 2,
-        ]
-
-        self.rng = rng.ImageRNG(
-            samples.shape[1:],
-            self.seeds,
-            subseeds=self.subseeds,
-            subseed_strength=self.subseed_strength,
-            seed_resize_from_h=self.seed_resize_from_h,
-            seed_resize_from_w=self.seed_resize_from_w,
-        )
+        samples = _centre_crop_latent(samples, self.truncate_x, self.truncate_y)
+        self.rng = _image_rng(self, samples.shape[1:])
         noise = self.rng.next()
-
         devices.torch_gc()
 
         if not self.disable_extra_networks:
             extra_networks.activate(self, self.hr_extra_network_data)
-
         with devices.autocast():
             self.calculate_hr_conds()
-
         if self.scripts is not None:
             self.scripts.before_hr(self)
             self.scripts.process_before_every_sampling(p=self, x=samples, noise=noise, c=self.hr_c, uc=self.hr_uc)
 
-        samples = self.sampler.sample_img2img(
-            self,
-            samples,
-            noise,
-            self.hr_c,
-            self.hr_uc,
-            steps=self.hr_second_pass_steps or self.steps,
-            image_conditioning=image_conditioning,
+        steps = self.hr_second_pass_steps or self.steps
+        latents = self.sampler.sample_img2img(
+            self, samples, noise, self.hr_c, self.hr_uc, steps=steps, image_conditioning=image_conditioning
         )
-
         self.sampler = None
         devices.torch_gc()
-
-        decoded_samples = decode_latent_batch(self.sd_model, samples, target_device=devices.cpu, check_for_nans=True)
-
+        decoded = decode_latent_batch(self.sd_model, latents, target_device=devices.cpu, check_for_nans=True)
         self.is_hr_pass = False
-        return decoded_samples
+        return decoded
 
-    def close(self) -> None:  # mirrors StableDiffusionProcessingTxt2Img.close
+    def close(self) -> None:
+        """Models StableDiffusionProcessingTxt2Img.close: the base class's, plus the hires conds and caches."""
         super().close()
-        self.hr_c = None
-        self.hr_uc = None
-        if not opts.persistent_cond_cache:
-            StableDiffusionProcessingTxt2Img.cached_hr_uc = [None, None]
-            StableDiffusionProcessingTxt2Img.cached_hr_c = [None, None]
+        self.hr_c = self.hr_uc = None
+        _reset_class_caches(StableDiffusionProcessingTxt2Img, "cached_hr_c", "cached_hr_uc")
 
-    def setup_prompts(self) -> None:  # mirrors StableDiffusionProcessingTxt2Img.setup_prompts
+    def setup_prompts(self) -> None:
+        """Models StableDiffusionProcessingTxt2Img.setup_prompts: with the hires fix, hires prompts per image too
+        (an empty hires prompt means the first pass's), styles applied."""
         super().setup_prompts()
         if not self.enable_hr:
             return
-        if self.hr_prompt == "":
-            self.hr_prompt = self.prompt
-        if self.hr_negative_prompt == "":
-            self.hr_negative_prompt = self.negative_prompt
-        if isinstance(self.hr_prompt, list):
-            self.all_hr_prompts = self.hr_prompt
-        else:
-            self.all_hr_prompts = self.batch_size * self.n_iter * [self.hr_prompt]
-        if isinstance(self.hr_negative_prompt, list):
-            self.all_hr_negative_prompts = self.hr_negative_prompt
-        else:
-            self.all_hr_negative_prompts = self.batch_size * self.n_iter * [self.hr_negative_prompt]
-        self.all_hr_prompts = [shared.prompt_styles.apply_styles_to_prompt(x, self.styles) for x in self.all_hr_prompts]
-        self.all_hr_negative_prompts = [
-            shared.prompt_styles.apply_negative_styles_to_prompt(x, self.styles) for x in self.all_hr_negative_prompts
-        ]
+        self.hr_prompt = self.prompt if self.hr_prompt == "" else self.hr_prompt
+        self.hr_negative_prompt = self.negative_prompt if self.hr_negative_prompt == "" else self.hr_negative_prompt
+        count = self.batch_size * self.n_iter
+        self.all_hr_prompts = _with_styles(_per_image(self.hr_prompt, count), self.styles)
+        self.all_hr_negative_prompts = _with_styles(
+            _per_image(self.hr_negative_prompt, count), self.styles, negative=True
+        )
 
     def calculate_hr_conds(self) -> None:
-        """mirrors StableDiffusionProcessingTxt2Img.calculate_hr_conds: conds at the hires size, scheduled with
-        hires_steps = total steps of the hires sampler (prompt editing times relative to the second pass)."""
+        """Models StableDiffusionProcessingTxt2Img.calculate_hr_conds: conds at the hires size, looked up in the
+        hires caches and then the first pass's, with hires_steps = total steps of the hires sampler (so prompt
+        editing times count within the second pass). Kept until setup_conds clears them."""
         if self.hr_c is not None:
             return
-
-        hr_prompts = prompt_parser.SdConditioning(
-            self.hr_prompts, width=self.hr_upscale_to_x, height=self.hr_upscale_to_y
-        )
-        hr_negative_prompts = prompt_parser.SdConditioning(
-            self.hr_negative_prompts, width=self.hr_upscale_to_x, height=self.hr_upscale_to_y, is_negative_prompt=True
-        )
-
-        sampler_config = sd_samplers.find_sampler_config(self.hr_sampler_name or self.sampler_name)
+        config = sd_samplers.find_sampler_config(self.hr_sampler_name or self.sampler_name)
         steps = self.hr_second_pass_steps or self.steps
-        total_steps = sampler_config.total_steps(steps) if sampler_config else steps
-
-        self.hr_uc = self.get_conds_with_caching(
-            prompt_parser.get_learned_conditioning,
-            hr_negative_prompts,
+        hires_total = config.total_steps(steps) if config else steps
+        self.hr_c, self.hr_uc = self._encode_pass_conds(
+            self.hr_prompts,
+            self.hr_negative_prompts,
+            (self.hr_upscale_to_x, self.hr_upscale_to_y),
             self.firstpass_steps,
-            [self.cached_hr_uc, self.cached_uc],
+            ([self.cached_hr_uc, self.cached_uc], [self.cached_hr_c, self.cached_c]),
             self.hr_extra_network_data,
-            total_steps,
-        )
-        self.hr_c = self.get_conds_with_caching(
-            prompt_parser.get_multicond_learned_conditioning,
-            hr_prompts,
-            self.firstpass_steps,
-            [self.cached_hr_c, self.cached_c],
-            self.hr_extra_network_data,
-            total_steps,
+            hires_total,
         )
 
-    def setup_conds(self) -> None:  # mirrors StableDiffusionProcessingTxt2Img.setup_conds
+    def setup_conds(self) -> None:
+        """Models StableDiffusionProcessingTxt2Img.setup_conds: during the hires pass only the hires conds are
+        recomputed; otherwise the first pass's, and the hires ones too when the option "hires_fix_use_firstpass_conds"
+        asks for them up front (not with a hires checkpoint)."""
         if self.is_hr_pass:
             self.hr_c = None
             self.calculate_hr_conds()
             return
         super().setup_conds()
-        self.hr_uc = None
-        self.hr_c = None
-        if self.enable_hr and self.hr_checkpoint_info is None and shared.opts.hires_fix_use_firstpass_conds:
+        self.hr_c = self.hr_uc = None
+        wants_early = self.enable_hr and self.hr_checkpoint_info is None and shared.opts.hires_fix_use_firstpass_conds
+        if wants_early:
             self.calculate_hr_conds()
 
-    def get_conds(self):  # mirrors StableDiffusionProcessingTxt2Img.get_conds
-        if self.is_hr_pass:
-            return self.hr_c, self.hr_uc
-        return super().get_conds()
+    def get_conds(self):
+        """Models StableDiffusionProcessingTxt2Img.get_conds: the hires conds during the hires pass."""
+        return (self.hr_c, self.hr_uc) if self.is_hr_pass else super().get_conds()
 
-    def parse_extra_network_prompts(self):  # mirrors StableDiffusionProcessingTxt2Img.parse_extra_network_prompts
-        res = super().parse_extra_network_prompts()
+    def parse_extra_network_prompts(self):
+        """Models StableDiffusionProcessingTxt2Img.parse_extra_network_prompts: the batch's hires prompts lose their
+        extra-network tags too (kept in hr_extra_network_data)."""
+        found = super().parse_extra_network_prompts()
         if self.enable_hr:
-            self.hr_prompts = self.all_hr_prompts[
-                self.iteration * self.batch_size : (self.iteration + 1) * self.batch_size
-            ]
-            self.hr_negative_prompts = self.all_hr_negative_prompts[
-                self.iteration * self.batch_size : (self.iteration + 1) * self.batch_size
-            ]
+            self.hr_prompts = _batch_slice(self.all_hr_prompts, self.iteration, self.batch_size)
+            self.hr_negative_prompts = _batch_slice(self.all_hr_negative_prompts, self.iteration, self.batch_size)
             self.hr_prompts, self.hr_extra_network_data = extra_networks.parse_prompts(self.hr_prompts)
-        return res
+        return found
+
+
+# --- img2img --------------------------------------------------------------------------------------------------------
 
 
 class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
-    """mirrors processing.StableDiffusionProcessingImg2Img, inpainting included. Stand-in differences: init_images
+    """Models processing.StableDiffusionProcessingImg2Img, inpainting included. Stand-in differences: init_images
     may be [3, H, W] float tensors in [0, 1], PIL images or HxWx3 uint8 arrays, and are resized plainly (no crop/fill
     resize modes, no latent-upscale mode 3); the mask (`mask=`) may be a PIL image, a uint8 array or a tensor in
     [0, 1]; images and masks are tensors/uint8 arrays instead of PIL images (see modules/masking.py)."""
 
-    def __init__(
-        self,
-        init_images: list | None = None,
-        resize_mode: int = 0,
-        denoising_strength: float = 0.75,
-        image_cfg_scale: float | None = None,
-        mask=None,
-        mask_blur_x: int = 4,
-        mask_blur_y: int = 4,
-        mask_blur: int | None = None,
-        mask_round: bool = True,
-        inpainting_fill: int = 0,
-        inpaint_full_res: bool = True,
-        inpaint_full_res_padding: int = 0,
-        inpainting_mask_invert: int = 0,
-        initial_noise_multiplier: float | None = None,
-        latent_mask=None,
-        force_task_id=None,
-        **kwargs: Any,
-    ) -> None:
-        self.init_images = init_images
-        self.resize_mode = resize_mode
-        self.image_cfg_scale = image_cfg_scale
-        self.mask = mask
-        self.mask_blur_x = mask_blur_x
-        self.mask_blur_y = mask_blur_y
-        self.mask_blur = mask_blur  # an int sets both directions
-        self.mask_round = mask_round
-        self.inpainting_fill = inpainting_fill
-        self.inpaint_full_res = inpaint_full_res
-        self.inpaint_full_res_padding = inpaint_full_res_padding
-        self.inpainting_mask_invert = inpainting_mask_invert
-        self.initial_noise_multiplier = initial_noise_multiplier
-        self.latent_mask = latent_mask
-        self.force_task_id = force_task_id
-        self.image_mask = None
-        self.nmask = None
-        self.image_conditioning = None
-        self.init_img_hash = None
-        self.mask_for_overlay = None
-        self.init_latent = None
-        super().__init__(denoising_strength=denoising_strength, **kwargs)
+    FIELDS: dict = {
+        "init_images": None,
+        "resize_mode": 0,
+        "denoising_strength": 0.75,
+        "image_cfg_scale": None,
+        "initial_noise_multiplier": None,
+        # inpainting
+        "mask": None,
+        "latent_mask": None,
+        "mask_round": True,
+        "inpainting_mask_invert": 0,
+        "inpainting_fill": 0,
+        "inpaint_full_res": True,
+        "inpaint_full_res_padding": 0,
+        "mask_blur_x": 4,
+        "mask_blur_y": 4,
+        "mask_blur": None,  # after the two above: an int sets both directions
+        "force_task_id": None,
+    }
+
+    def initial_state(self) -> dict:
+        return {
+            "image_mask": None,
+            "mask_for_overlay": None,
+            "nmask": None,
+            "init_latent": None,
+            "image_conditioning": None,
+            "init_img_hash": None,
+        }
 
     def __post_init__(self) -> None:  # mirrors StableDiffusionProcessingImg2Img.__post_init__
         super().__post_init__()
@@ -1516,31 +1586,28 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
         )
 
     def sample(self, conditioning, unconditional_conditioning, seeds, subseeds, subseed_strength, prompts):
-        """mirrors StableDiffusionProcessingImg2Img.sample: with a mask, the kept part of the original latent replaces
-        the sample's once more after sampling (the final on_mask_blend, without denoiser and sigma)."""
-        x = self.rng.next()
-
-        if self.initial_noise_multiplier != 1.0:
-            self.extra_generation_params["Noise multiplier"] = self.initial_noise_multiplier
-            x *= self.initial_noise_multiplier
-
+        """Models StableDiffusionProcessingImg2Img.sample: the batch's noise, scaled by the initial noise multiplier
+        (recorded when not 1), goes with the initial latent to sample_img2img (scripts' process_before_every_sampling
+        first); with a mask the final blend follows (final_mask_blend)."""
+        noise = self.rng.next()
+        multiplier = self.initial_noise_multiplier
+        if multiplier != 1.0:
+            self.extra_generation_params["Noise multiplier"] = multiplier
+            noise *= multiplier
         if self.scripts is not None:
             self.scripts.process_before_every_sampling(
-                p=self, x=self.init_latent, noise=x, c=conditioning, uc=unconditional_conditioning
+                p=self, x=self.init_latent, noise=noise, c=conditioning, uc=unconditional_conditioning
             )
-
-        samples = self.sampler.sample_img2img(
+        latents = self.sampler.sample_img2img(
             self,
             self.init_latent,
-            x,
+            noise,
             conditioning,
             unconditional_conditioning,
             image_conditioning=self.image_conditioning,
         )
-
-        del x
         devices.torch_gc()
-        return samples if self.mask is None else self.final_mask_blend(samples)
+        return latents if self.mask is None else self.final_mask_blend(latents)
 
     def final_mask_blend(self, samples):
         """The kept part of the original latent replaces the sample's once more after sampling; scripts' on_mask_blend
@@ -1554,9 +1621,9 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
         return args.blended_latent
 
     def get_token_merging_ratio(self, for_hr: bool = False) -> float:
-        return (
-            self.token_merging_ratio
-            or ("token_merging_ratio" in self.override_settings and opts.token_merging_ratio)
-            or opts.token_merging_ratio_img2img
-            or opts.token_merging_ratio
+        """Models StableDiffusionProcessingImg2Img.get_token_merging_ratio: the request's ratio, an overridden
+        option's, the img2img option's, then the general option's."""
+        overridden = "token_merging_ratio" in self.override_settings and opts.token_merging_ratio
+        return _first_truthy(
+            self.token_merging_ratio, overridden, opts.token_merging_ratio_img2img, opts.token_merging_ratio
         )

@@ -30,21 +30,25 @@ class ScriptInfo(BaseModel):
 class _ProcessingAPIBase(BaseModel):
     """mirrors the generated StableDiffusion*ProcessingAPI request models (the fields the stand-in needs)."""
 
+    # what to draw, at which size
     prompt: str = ""
     negative_prompt: str = ""
     styles: Optional[list[str]] = None  # noqa: UP045
+    width: int = 512
+    height: int = 512
+    # how many: images per batch, batches
+    batch_size: int = 1
+    n_iter: int = 1
+    # seeds
     seed: int = -1
     subseed: int = -1
     subseed_strength: float = 0
+    # sampling
     sampler_name: Optional[str] = None  # noqa: UP045
     sampler_index: str = "Euler"
     scheduler: Optional[str] = None  # noqa: UP045
-    batch_size: int = 1
-    n_iter: int = 1
     steps: int = 50
     cfg_scale: float = 7.0
-    width: int = 512
-    height: int = 512
     eta: Optional[float] = None  # noqa: UP045
     s_min_uncond: Optional[float] = None  # noqa: UP045
     override_settings: Optional[dict[str, Any]] = None  # noqa: UP045
