@@ -42,20 +42,9 @@ from modules.ui_components import InputAccordion  # noqa: E402
 XYZ_PATH = os.path.join(_ROOT, "scripts", "xyz_grid.py")
 REFINER_PATH = os.path.join(_ROOT, "modules", "processing_scripts", "refiner.py")
 
-UI_CATEGORIES = [
-    "prompt",
-    "image",
-    "inpaint",
-    "sampler",
-    "accordions",
-    "checkboxes",
-    "dimensions",
-    "cfg",
-    "denoising",
-    "seed",
-    "batch",
-    "override_settings",
-]
+UI_CATEGORIES = (
+    "prompt image inpaint sampler accordions checkboxes dimensions cfg denoising seed batch override_settings".split()
+)
 """mirrors shared_items.ui_reorder_categories (built-in part): scripts with one of these `section`s get their UI
 built there; other string sections follow; section None goes with the 'scripts' category (ScriptRunner.setup_ui)."""
 

@@ -3,70 +3,63 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from modules import errors
 
 
+@dataclass(eq=False)
 class OptionInfo:
-    """mirrors modules/options.py OptionInfo (same constructor arguments and chainable helpers)."""
+    """Models modules/options.py OptionInfo: one setting's default and how the settings page shows it (same
+    constructor arguments, in the same order).  The chainable helpers append HTML to the text shown before
+    (links) or after (notes) the setting and return the option."""
 
-    def __init__(
-        self,
-        default: Any = None,
-        label: str = "",
-        component: Any = None,
-        component_args: Any = None,
-        onchange: Callable | None = None,
-        section: Any = None,
-        refresh: Callable | None = None,
-        comment_before: str = "",
-        comment_after: str = "",
-        infotext: str | None = None,
-        restrict_api: bool = False,
-        category_id: str | None = None,
-    ) -> None:
-        self.default = default
-        self.label = label
-        self.component = component
-        self.component_args = component_args
-        self.onchange = onchange
-        self.section = section
-        self.category_id = category_id
-        self.refresh = refresh
-        self.do_not_save = False
-        self.comment_before = comment_before
-        self.comment_after = comment_after
-        self.infotext = infotext
-        self.restrict_api = restrict_api
+    default: Any = None
+    label: str = ""
+    component: Any = None
+    component_args: Any = None
+    onchange: Callable | None = None
+    section: Any = None
+    refresh: Callable | None = None
+    comment_before: str = ""
+    comment_after: str = ""
+    infotext: str | None = None
+    restrict_api: bool = False
+    category_id: str | None = None
+    do_not_save: bool = field(default=False, init=False)
 
-    def link(self, label: str, url: str) -> OptionInfo:  # mirrors OptionInfo.link
-        self.comment_before += f"[<a href='{url}' target='_blank'>{label}</a>]"
+    def _noted(self, where: str, markup: str) -> OptionInfo:
+        setattr(self, where, getattr(self, where) + markup)
         return self
 
-    def js(self, label: str, js_func: str) -> OptionInfo:  # mirrors OptionInfo.js
-        self.comment_before += f"[<a onclick='{js_func}(); return false'>{label}</a>]"
-        return self
+    def link(self, label: str, url: str) -> OptionInfo:
+        """Models OptionInfo.link: a link that opens in a new tab, shown before the setting."""
+        return self._noted("comment_before", f"[<a href='{url}' target='_blank'>{label}</a>]")
 
-    def info(self, info: str) -> OptionInfo:  # mirrors OptionInfo.info
-        self.comment_after += f"<span class='info'>({info})</span>"
-        return self
+    def js(self, label: str, js_func: str) -> OptionInfo:
+        """Models OptionInfo.js: a link that runs a JavaScript function."""
+        return self._noted("comment_before", f"[<a onclick='{js_func}(); return false'>{label}</a>]")
 
-    def html(self, html: str) -> OptionInfo:  # mirrors OptionInfo.html
-        self.comment_after += html
-        return self
+    def info(self, info: str) -> OptionInfo:
+        """Models OptionInfo.info: a note in parentheses after the setting."""
+        return self._noted("comment_after", f"<span class='info'>({info})</span>")
 
-    def needs_restart(self) -> OptionInfo:  # mirrors OptionInfo.needs_restart
-        self.comment_after += " <span class='info'>(requires restart)</span>"
-        return self
+    def html(self, html: str) -> OptionInfo:
+        """Models OptionInfo.html: raw HTML after the setting."""
+        return self._noted("comment_after", html)
 
-    def needs_reload_ui(self) -> OptionInfo:  # mirrors OptionInfo.needs_reload_ui
-        self.comment_after += " <span class='info'>(requires Reload UI)</span>"
-        return self
+    def needs_restart(self) -> OptionInfo:
+        """Models OptionInfo.needs_restart."""
+        return self._noted("comment_after", " <span class='info'>(requires restart)</span>")
+
+    def needs_reload_ui(self) -> OptionInfo:
+        """Models OptionInfo.needs_reload_ui."""
+        return self._noted("comment_after", " <span class='info'>(requires Reload UI)</span>")
 
 
 class OptionHTML(OptionInfo):
-    """mirrors modules/options.py OptionHTML."""
+    """Models modules/options.py OptionHTML: text shown on the settings page, never saved."""
 
     def __init__(self, text: str) -> None:
         super().__init__(str(text).strip(), label="", component=lambda **kwargs: None)
@@ -74,18 +67,19 @@ class OptionHTML(OptionInfo):
 
 
 def options_section(section_identifier: tuple, options_dict: dict[str, OptionInfo]) -> dict[str, OptionInfo]:
-    """mirrors modules/options.py options_section: stamps the section onto every OptionInfo."""
-    for v in options_dict.values():
-        if len(section_identifier) == 2:
-            v.section = section_identifier
-        elif len(section_identifier) == 3:
-            v.section = section_identifier[0:2]
-            v.category_id = section_identifier[2]
+    """Models modules/options.py options_section: an identifier (key, title) becomes every option's section; a
+    third item is the options' category id.  Other lengths change nothing."""
+    if len(section_identifier) not in (2, 3):
+        return options_dict
+    for info in options_dict.values():
+        info.section = tuple(section_identifier[:2]) if len(section_identifier) == 3 else section_identifier
+        if len(section_identifier) == 3:
+            info.category_id = section_identifier[2]
     return options_dict
 
 
 class Options:
-    """mirrors modules/options.py Options: attribute access to ``data`` with defaults from ``data_labels``."""
+    """Models modules/options.py Options: attribute access to ``data`` with defaults from ``data_labels``."""
 
     typemap = {int: float}
 
@@ -116,24 +110,26 @@ class Options:
         raise AttributeError(f"'Options' object has no attribute '{item}'")
 
     def set(self, key: str, value: Any, is_api: bool = False, run_callbacks: bool = True) -> bool:
-        """mirrors Options.set: returns True if the value changed; runs the option's onchange."""
-        oldval = self.data.get(key, None)
-        if oldval == value:
-            return False
+        """Models Options.set: False when nothing changes (same value, an unsaved option, or the assignment is
+        refused); otherwise the value is stored and the option's onchange runs - if it fails, the error is shown,
+        the old value is put back and the answer is False."""
+        previous = self.data.get(key)
         option = self.data_labels.get(key)
-        if option is not None and option.do_not_save:
+        if previous == value or (option is not None and option.do_not_save):
             return False
         try:
             setattr(self, key, value)
         except RuntimeError:
             return False
-        if run_callbacks and option is not None and option.onchange is not None:
-            try:
-                option.onchange()
-            except Exception as e:
-                errors.display(e, f"changing setting {key} to {value}")
-                setattr(self, key, oldval)
-                return False
+        hook = option.onchange if (run_callbacks and option is not None) else None
+        if hook is None:
+            return True
+        try:
+            hook()
+        except Exception as e:
+            errors.display(e, f"changing setting {key} to {value}")
+            setattr(self, key, previous)
+            return False
         return True
 
     def get_default(self, key: str) -> Any:  # mirrors Options.get_default
@@ -155,20 +151,18 @@ class Options:
         if call:
             func()
 
-    def cast_value(self, key: str, value: Any) -> Any:  # mirrors Options.cast_value
-        if value is None:
+    def cast_value(self, key: str, value: Any) -> Any:
+        """Models Options.cast_value: a text (e.g. from an infotext) converted to the type of the option's default
+        (or of its current value when the default is None); 'False' is False for booleans; None when no type is
+        known."""
+        info = self.data_labels.get(key)
+        reference = info.default if info is not None else None
+        if reference is None:
+            reference = getattr(self, key, None)
+        if value is None or reference is None:
             return None
-        default_value = self.data_labels[key].default if key in self.data_labels else None
-        if default_value is None:
-            default_value = getattr(self, key, None)
-        if default_value is None:
-            return None
-        expected_type = type(default_value)
-        if expected_type is bool and value == "False":
-            value = False
-        else:
-            value = expected_type(value)
-        return value
+        wanted = type(reference)
+        return False if (wanted is bool and value == "False") else wanted(value)
 
     def save(self, filename: str | None = None) -> None:  # mirrors Options.save (stand-in: nothing is written)
         pass

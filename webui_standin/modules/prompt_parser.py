@@ -159,56 +159,72 @@ def _render(nodes: list, step: int) -> str:
     return "".join(out)
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# schedules: which text the prompt reads at which step
+
+
+def _when_to_step(when_text: str, steps: int, int_offset: int, flt_offset: float, old_rules: bool) -> int:
+    """Models how v1.10.1 turns the number of ``[a:b:N]`` into a step: with the old rules a number below 1 is a
+    fraction of ``steps`` and anything else a step; with the new rules a number written with a dot is a fraction
+    (hires pass: of the hires steps, counted from 1.0) and one without a dot an absolute step (hires pass: counted
+    after the base steps).  The result is capped at ``steps`` and truncated towards zero."""
+    number = float(when_text)
+    if old_rules:
+        raw = number * steps if number < 1 else number
+    elif "." in when_text:
+        raw = (number - flt_offset) * steps
+    else:
+        raw = number - int_offset
+    return min(steps, int(raw))
+
+
 def get_learned_conditioning_prompt_schedules(
     prompts, base_steps: int, hires_steps: int | None = None, use_old_scheduling: bool = False
 ) -> list[list[list]]:
-    """mirrors prompt_parser.get_learned_conditioning_prompt_schedules.
+    """Models prompt_parser.get_learned_conditioning_prompt_schedules: for each prompt, ``[[last_step, text], ...]``
+    sorted by step; the final entry always ends at the pass's step count.  An alternation ``[a|b]`` makes every step
+    its own entry; a prompt the grammar rejects is one entry holding the prompt as written.
 
     >>> g = lambda p: get_learned_conditioning_prompt_schedules([p], 10)[0]
     >>> g("a [b:c:0.5] d")
     [[5, 'a b d'], [10, 'a c d']]
     """
-    if hires_steps is None or use_old_scheduling:
-        int_offset, flt_offset, steps = 0, 0.0, base_steps
-    else:
-        int_offset, flt_offset, steps = base_steps, 1.0, hires_steps
+    hires = hires_steps is not None and not use_old_scheduling
+    steps = hires_steps if hires else base_steps
+    offsets = (base_steps, 1.0) if hires else (0, 0.0)
 
-    def get_schedule(prompt: str) -> list[list]:
+    def schedule_of(prompt: str) -> list[list]:
         try:
             tree = _Parser(prompt).parse_top()
         except Exception:
             return [[steps, prompt]]
-        res = {steps}
+        boundaries = {steps}
 
-        def collect(node) -> None:
-            if isinstance(node, _Scheduled):
-                s = node.when_text
-                v = float(s)
-                if use_old_scheduling:
-                    v = v * steps if v < 1 else v
-                elif "." in s:
-                    v = (v - flt_offset) * steps
-                else:
-                    v = v - int_offset
-                node.when = min(steps, int(v))
-                if node.when >= 1:
-                    res.add(node.when)
-            elif isinstance(node, _Alternate):
-                res.update(range(1, steps + 1))
+        def visit(node) -> None:
+            if isinstance(node, _Alternate):
+                boundaries.update(range(1, steps + 1))
+                return
+            node.when = _when_to_step(node.when_text, steps, offsets[0], offsets[1], use_old_scheduling)
+            if node.when > 0:
+                boundaries.add(node.when)
 
-        _walk(tree, collect)
-        return [[t, _render(tree, t)] for t in sorted(res)]
+        _walk(tree, visit)
+        return [[step, _render(tree, step)] for step in sorted(boundaries)]
 
-    promptdict = {prompt: get_schedule(prompt) for prompt in set(prompts)}
-    return [promptdict[prompt] for prompt in prompts]
+    by_text: dict[str, list[list]] = {}
+    for prompt in prompts:
+        if prompt not in by_text:
+            by_text[prompt] = schedule_of(prompt)
+    return [by_text[prompt] for prompt in prompts]
 
 
 ScheduledPromptConditioning = namedtuple("ScheduledPromptConditioning", ["end_at_step", "cond"])
-"""mirrors prompt_parser.ScheduledPromptConditioning"""
+"""Models prompt_parser.ScheduledPromptConditioning: a cond that is used up to and including ``end_at_step``."""
 
 
 class SdConditioning(list):
-    """mirrors prompt_parser.SdConditioning: a list of prompts plus the extra info SDXL needs to encode them."""
+    """Models prompt_parser.SdConditioning: a list of prompt texts that also carries what SDXL's embedders need
+    (negative or not, image size); missing fields are taken over from ``copy_from`` (default: ``prompts``)."""
 
     def __init__(
         self,
@@ -218,13 +234,19 @@ class SdConditioning(list):
         height: int | None = None,
         copy_from=None,
     ) -> None:
-        super().__init__()
-        self.extend(prompts)
-        if copy_from is None:
-            copy_from = prompts
-        self.is_negative_prompt = is_negative_prompt or getattr(copy_from, "is_negative_prompt", False)
-        self.width = width or getattr(copy_from, "width", None)
-        self.height = height or getattr(copy_from, "height", None)
+        list.__init__(self, prompts)
+        source = prompts if copy_from is None else copy_from
+        given = {"is_negative_prompt": is_negative_prompt, "width": width, "height": height}
+        fallback = {"is_negative_prompt": False, "width": None, "height": None}
+        for name, value in given.items():
+            setattr(self, name, value or getattr(source, name, fallback[name]))
+
+
+def _split_rows(encoded, count: int) -> list:
+    """One cond per text out of a batched encoding (a tensor, or SDXL's dict of tensors)."""
+    if isinstance(encoded, dict):
+        return [{key: tensor[row] for key, tensor in encoded.items()} for row in range(count)]
+    return [encoded[row] for row in range(count)]
 
 
 def get_learned_conditioning(
@@ -234,210 +256,218 @@ def get_learned_conditioning(
     hires_steps: int | None = None,
     use_old_scheduling: bool = False,
 ) -> list[list[ScheduledPromptConditioning]]:
-    """mirrors prompt_parser.get_learned_conditioning: one schedule (list of ScheduledPromptConditioning) per prompt;
-    all texts of one prompt's schedule are encoded in one model.get_learned_conditioning call."""
-    res = []
-    prompt_schedules = get_learned_conditioning_prompt_schedules(prompts, steps, hires_steps, use_old_scheduling)
-    cache: dict[str, list] = {}
-    for prompt, prompt_schedule in zip(prompts, prompt_schedules, strict=True):
-        cached = cache.get(prompt, None)
-        if cached is not None:
-            res.append(cached)
+    """Models prompt_parser.get_learned_conditioning: a schedule of ScheduledPromptConditioning per prompt.  Each
+    distinct prompt is encoded once, in order of first appearance, with all texts of its schedule in a single
+    ``model.get_learned_conditioning`` call (an SdConditioning that inherits the batch's size/negative flag);
+    repeated prompts share the same schedule object."""
+    schedules = get_learned_conditioning_prompt_schedules(prompts, steps, hires_steps, use_old_scheduling)
+    done: dict[str, list[ScheduledPromptConditioning]] = {}
+    for prompt, schedule in zip(prompts, schedules, strict=True):
+        if prompt in done:
             continue
-        texts = SdConditioning([x[1] for x in prompt_schedule], copy_from=prompts)
-        conds = model.get_learned_conditioning(texts)
-        cond_schedule = []
-        for i, (end_at_step, _) in enumerate(prompt_schedule):
-            if isinstance(conds, dict):
-                cond = {k: v[i] for k, v in conds.items()}
-            else:
-                cond = conds[i]
-            cond_schedule.append(ScheduledPromptConditioning(end_at_step, cond))
-        cache[prompt] = cond_schedule
-        res.append(cond_schedule)
-    return res
+        encoded = model.get_learned_conditioning(SdConditioning([text for _, text in schedule], copy_from=prompts))
+        rows = _split_rows(encoded, len(schedule))
+        done[prompt] = [ScheduledPromptConditioning(entry[0], row) for entry, row in zip(schedule, rows, strict=True)]
+    return [done[prompt] for prompt in prompts]
 
 
 re_AND = re.compile(r"\bAND\b")
-re_weight = re.compile(r"^((?:\s|.)*?)(?:\s*:\s*([-+]?(?:\d+\.?|\d*\.\d+)))?\s*$")
+_re_trailing_weight = re.compile(r"\s*:\s*([-+]?(?:\d+\.?|\d*\.\d+))\s*$")
+
+
+def _text_and_weight(subprompt: str) -> tuple[str, float]:
+    """A sub-prompt's text and its ``:weight`` suffix (1.0 when absent); trailing white space is not part of it."""
+    found = _re_trailing_weight.search(subprompt)
+    if found is None:
+        return subprompt.rstrip(), 1.0
+    return subprompt[: found.start()], float(found.group(1))
 
 
 def get_multicond_prompt_list(prompts: SdConditioning | list[str]):
-    """mirrors prompt_parser.get_multicond_prompt_list: splits on AND, reads ':weight', dedups subprompts."""
-    res_indexes = []
-    prompt_indexes: dict[str, int] = {}
-    prompt_flat_list = SdConditioning(prompts)
-    prompt_flat_list.clear()
+    """Models prompt_parser.get_multicond_prompt_list: every prompt split on the word AND into weighted sub-prompts;
+    equal sub-prompt texts across the batch are stored once.  Returns (per prompt a list of (index, weight), the
+    flat SdConditioning of distinct texts, text -> index)."""
+    flat = SdConditioning([], copy_from=prompts)
+    index_of: dict[str, int] = {}
+    per_prompt = []
     for prompt in prompts:
-        subprompts = re_AND.split(prompt)
-        indexes = []
-        for subprompt in subprompts:
-            match = re_weight.search(subprompt)
-            text, weight = match.groups() if match is not None else (subprompt, 1.0)
-            weight = float(weight) if weight is not None else 1.0
-            index = prompt_indexes.get(text, None)
-            if index is None:
-                index = len(prompt_flat_list)
-                prompt_flat_list.append(text)
-                prompt_indexes[text] = index
-            indexes.append((index, weight))
-        res_indexes.append(indexes)
-    return res_indexes, prompt_flat_list, prompt_indexes
+        pairs = []
+        for subprompt in re_AND.split(prompt):
+            text, weight = _text_and_weight(subprompt)
+            if text not in index_of:
+                index_of[text] = len(flat)
+                flat.append(text)
+            pairs.append((index_of[text], weight))
+        per_prompt.append(pairs)
+    return per_prompt, flat, index_of
 
 
 class ComposableScheduledPromptConditioning:
-    """mirrors prompt_parser.ComposableScheduledPromptConditioning"""
+    """Models prompt_parser.ComposableScheduledPromptConditioning: one AND-part's schedule and its weight."""
 
     def __init__(self, schedules: list[ScheduledPromptConditioning], weight: float = 1.0) -> None:
-        self.schedules = schedules
-        self.weight = weight
+        self.schedules, self.weight = schedules, weight
 
 
 class MulticondLearnedConditioning:
-    """mirrors prompt_parser.MulticondLearnedConditioning"""
+    """Models prompt_parser.MulticondLearnedConditioning: per batch item its AND-parts; ``shape`` is (batch size,)."""
 
     def __init__(self, shape: tuple, batch: list[list[ComposableScheduledPromptConditioning]]) -> None:
-        self.shape = shape  # the shape field is needed to send this object to DDIM/PLMS
-        self.batch = batch
+        self.shape, self.batch = shape, batch
 
 
 def get_multicond_learned_conditioning(
     model, prompts, steps: int, hires_steps: int | None = None, use_old_scheduling: bool = False
 ) -> MulticondLearnedConditioning:
-    """mirrors prompt_parser.get_multicond_learned_conditioning"""
-    res_indexes, prompt_flat_list, _prompt_indexes = get_multicond_prompt_list(prompts)
-    learned_conditioning = get_learned_conditioning(model, prompt_flat_list, steps, hires_steps, use_old_scheduling)
-    res = []
-    for indexes in res_indexes:
-        res.append([ComposableScheduledPromptConditioning(learned_conditioning[i], weight) for i, weight in indexes])
-    return MulticondLearnedConditioning(shape=(len(prompts),), batch=res)
+    """Models prompt_parser.get_multicond_learned_conditioning: the distinct AND-parts of the batch are encoded
+    together (via get_learned_conditioning), then regrouped per prompt with their weights."""
+    per_prompt, flat, _ = get_multicond_prompt_list(prompts)
+    encoded = get_learned_conditioning(model, flat, steps, hires_steps, use_old_scheduling)
+    batch = [[ComposableScheduledPromptConditioning(encoded[i], w) for i, w in pairs] for pairs in per_prompt]
+    return MulticondLearnedConditioning((len(prompts),), batch)
 
 
 class DictWithShape(dict):
-    """mirrors prompt_parser.DictWithShape: an SDXL cond dict whose .shape is the 'crossattn' shape."""
+    """Models prompt_parser.DictWithShape: SDXL's cond dict, whose ``.shape`` is that of its 'crossattn' entry."""
 
     def __init__(self, x: dict, shape: Any = None) -> None:
-        super().__init__()
-        self.update(x)
+        dict.__init__(self, x)
 
     @property
     def shape(self):
         return self["crossattn"].shape
 
 
+def _cond_at(schedule: list[ScheduledPromptConditioning], step: int):
+    """The cond a schedule uses at ``step``: the first entry that has not ended yet (the first entry when all have)."""
+    for entry in schedule:
+        if step <= entry.end_at_step:
+            return entry.cond
+    return schedule[0].cond
+
+
 def reconstruct_cond_batch(c: list[list[ScheduledPromptConditioning]], current_step: int):
-    """mirrors prompt_parser.reconstruct_cond_batch: the uncond of every batch item at current_step (no padding:
-    items whose token lengths differ fail, like in the WebUI)."""
-    param = c[0][0].cond
-    is_dict = isinstance(param, dict)
-    if is_dict:
-        dict_cond = param
-        res: Any = {k: torch.zeros((len(c),) + v.shape, device=v.device, dtype=v.dtype) for k, v in dict_cond.items()}
-        res = DictWithShape(res, (len(c),) + dict_cond["crossattn"].shape)
-    else:
-        res = torch.zeros((len(c),) + param.shape, device=param.device, dtype=param.dtype)
-    for i, cond_schedule in enumerate(c):
-        target_index = 0
-        for current, entry in enumerate(cond_schedule):
-            if current_step <= entry.end_at_step:
-                target_index = current
-                break
-        if is_dict:
-            for k, v in cond_schedule[target_index].cond.items():
-                res[k][i] = v
-        else:
-            res[i] = cond_schedule[target_index].cond
-    return res
+    """Models prompt_parser.reconstruct_cond_batch: the batch's uncond at ``current_step`` as one tensor (or
+    DictWithShape for SDXL).  Like v1.10.1 there is no padding here, so items of different token length fail."""
+    picked = [_cond_at(schedule, current_step) for schedule in c]
+    if isinstance(picked[0], dict):
+        return DictWithShape({key: torch.stack([cond[key] for cond in picked]) for key in picked[0]})
+    first = c[0][0].cond
+    return torch.stack(picked).to(device=first.device, dtype=first.dtype)
 
 
 def stack_conds(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """mirrors prompt_parser.stack_conds: pads shorter conds by repeating their last token vector."""
-    token_count = max([x.shape[0] for x in tensors])
-    for i in range(len(tensors)):
-        if tensors[i].shape[0] != token_count:
-            last_vector = tensors[i][-1:]
-            last_vector_repeated = last_vector.repeat([token_count - tensors[i].shape[0], 1])
-            tensors[i] = torch.vstack([tensors[i], last_vector_repeated])
-    return torch.stack(tensors)
+    """Models prompt_parser.stack_conds: conds shorter than the longest are padded with copies of their last token
+    vector, then stacked."""
+    longest = max(t.shape[0] for t in tensors)
+    padded = []
+    for t in tensors:
+        missing = longest - t.shape[0]
+        padded.append(t if missing == 0 else torch.cat([t, t[-1:].expand(missing, -1)], dim=0))
+    return torch.stack(padded)
 
 
 def reconstruct_multicond_batch(c: MulticondLearnedConditioning, current_step: int):
-    """mirrors prompt_parser.reconstruct_multicond_batch: returns (conds_list, stacked cond tensor or DictWithShape)."""
-    param = c.batch[0][0].schedules[0].cond
-    tensors = []
+    """Models prompt_parser.reconstruct_multicond_batch: every AND-part of every item at ``current_step``, stacked
+    (padded to the longest), and per item the list of (row in the stack, weight)."""
+    rows: list = []
     conds_list = []
-    for composable_prompts in c.batch:
-        conds_for_batch = []
-        for composable_prompt in composable_prompts:
-            target_index = 0
-            for current, entry in enumerate(composable_prompt.schedules):
-                if current_step <= entry.end_at_step:
-                    target_index = current
-                    break
-            conds_for_batch.append((len(tensors), composable_prompt.weight))
-            tensors.append(composable_prompt.schedules[target_index].cond)
-        conds_list.append(conds_for_batch)
-    if isinstance(tensors[0], dict):
-        keys = list(tensors[0].keys())
-        stacked: Any = {k: stack_conds([x[k] for x in tensors]) for k in keys}
-        stacked = DictWithShape(stacked, stacked["crossattn"].shape)
-    else:
-        stacked = stack_conds(tensors).to(device=param.device, dtype=param.dtype)
-    return conds_list, stacked
+    for parts in c.batch:
+        item = []
+        for part in parts:
+            item.append((len(rows), part.weight))
+            rows.append(_cond_at(part.schedules, current_step))
+        conds_list.append(item)
+    if isinstance(rows[0], dict):
+        return conds_list, DictWithShape({key: stack_conds([row[key] for row in rows]) for key in rows[0]})
+    first = c.batch[0][0].schedules[0].cond
+    return conds_list, stack_conds(rows).to(device=first.device, dtype=first.dtype)
 
 
-re_attention = re.compile(
-    r"""
-\\\(|\\\)|\\\[|\\]|\\\\|\\|\(|\[|:\s*([+-]?[.\d]+)\s*\)|\)|]|[^\\()\[\]:]+|:
-""",
-    re.X,
-)
-re_break = re.compile(r"\s*\bBREAK\b\s*", re.S)
+# ---------------------------------------------------------------------------------------------------------------
+# attention / emphasis: "(a)", "[a]", "(a:1.3)", escapes and BREAK
+
+_EMPHASIS_UP = 1.1
+_re_weight_close = re.compile(r":\s*([+-]?[.\d]+)\s*\)")
+_re_break = re.compile(r"\s*\bBREAK\b\s*", re.S)
+_SPECIAL = "\\()[]:"
+_ESCAPABLE = "()[]\\"
+
+
+def _attention_tokens(text: str):
+    """Yields (kind, value) for the emphasis syntax: 'lit' (literal text, escapes resolved: a backslash before one of
+    ``()[]\\`` yields that character, a lone backslash yields nothing), 'open' ('(' or '['), 'weight' (the number
+    of ``:N)``, together with the raw text in case no round bracket is open), 'close' (')' or ']'), and 'text'
+    (plain text between special characters, which may hold BREAK)."""
+    pos = 0
+    while pos < len(text):
+        ch = text[pos]
+        if ch == "\\":
+            nxt = text[pos + 1 : pos + 2]
+            if nxt and nxt in _ESCAPABLE:
+                yield "lit", nxt
+                pos += 2
+            else:
+                yield "lit", ""
+                pos += 1
+        elif ch in "([":
+            yield "open", ch
+            pos += 1
+        elif ch in ")]":
+            yield "close", ch
+            pos += 1
+        elif ch == ":":
+            m = _re_weight_close.match(text, pos)
+            if m is None:
+                yield "text", ":"
+                pos += 1
+            else:
+                yield "weight", (m.group(1), m.group(0))
+                pos = m.end()
+        else:
+            end = pos
+            while end < len(text) and text[end] not in _SPECIAL:
+                end += 1
+            yield "text", text[pos:end]
+            pos = end
 
 
 def parse_prompt_attention(text: str) -> list[list]:
-    """mirrors prompt_parser.parse_prompt_attention: [[text, weight], ...] with (x)=*1.1, [x]=/1.1, (x:w)=*w,
-    'BREAK' as ["BREAK", -1]; runs of equal weight are merged."""
-    res: list[list] = []
-    round_brackets: list[int] = []
-    square_brackets: list[int] = []
+    """Models prompt_parser.parse_prompt_attention: ``[[text, weight], ...]``.  ``(x)`` multiplies by 1.1, ``[x]``
+    divides by 1.1, ``(x:w)`` multiplies by w; brackets left open apply to the end of the prompt (round ones first,
+    then square ones); closers with nothing to close, and ``:w)`` outside round brackets, are text; BREAK becomes
+    ``["BREAK", -1]``; neighbouring pieces of equal weight are joined; an empty prompt is ``[["", 1.0]]``."""
+    pieces: list[list] = []
+    open_at: dict[str, list[int]] = {"(": [], "[": []}
 
-    def multiply_range(start_position: int, multiplier: float) -> None:
-        for p in range(start_position, len(res)):
-            res[p][1] *= multiplier
+    def scale_from(start: int, factor: float) -> None:
+        for piece in pieces[start:]:
+            piece[1] *= factor
 
-    for m in re_attention.finditer(text):
-        tok = m.group(0)
-        weight = m.group(1)
-        if tok.startswith("\\"):
-            res.append([tok[1:], 1.0])
-        elif tok == "(":
-            round_brackets.append(len(res))
-        elif tok == "[":
-            square_brackets.append(len(res))
-        elif weight is not None and round_brackets:
-            multiply_range(round_brackets.pop(), float(weight))
-        elif tok == ")" and round_brackets:
-            multiply_range(round_brackets.pop(), 1.1)
-        elif tok == "]" and square_brackets:
-            multiply_range(square_brackets.pop(), 1 / 1.1)
+    for kind, value in _attention_tokens(text):
+        if kind == "lit":
+            pieces.append([value, 1.0])
+        elif kind == "open":
+            open_at[value].append(len(pieces))
+        elif kind == "weight" and open_at["("]:
+            scale_from(open_at["("].pop(), float(value[0]))
+        elif kind == "close" and open_at["(" if value == ")" else "["]:
+            scale_from(open_at["(" if value == ")" else "["].pop(), _EMPHASIS_UP if value == ")" else 1 / _EMPHASIS_UP)
         else:
-            parts = re.split(re_break, tok)
-            for i, part in enumerate(parts):
-                if i > 0:
-                    res.append(["BREAK", -1])
-                res.append([part, 1.0])
-    for pos in round_brackets:
-        multiply_range(pos, 1.1)
-    for pos in square_brackets:
-        multiply_range(pos, 1 / 1.1)
-    if len(res) == 0:
-        res = [["", 1.0]]
-    i = 0
-    while i + 1 < len(res):
-        if res[i][1] == res[i + 1][1]:
-            res[i][0] += res[i + 1][0]
-            res.pop(i + 1)
+            raw = value[1] if kind == "weight" else value
+            for n, part in enumerate(_re_break.split(raw)):
+                if n:
+                    pieces.append(["BREAK", -1])
+                pieces.append([part, 1.0])
+    for start in open_at["("]:
+        scale_from(start, _EMPHASIS_UP)
+    for start in open_at["["]:
+        scale_from(start, 1 / _EMPHASIS_UP)
+
+    merged: list[list] = []
+    for piece in pieces or [["", 1.0]]:
+        if merged and merged[-1][1] == piece[1]:
+            merged[-1][0] += piece[0]
         else:
-            i += 1
-    return res
+            merged.append(piece)
+    return merged

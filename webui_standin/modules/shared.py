@@ -30,13 +30,17 @@ sd_upscalers: list = []
 face_restorers: list = []
 
 latent_upscale_default_mode = "Latent"
-latent_upscale_modes = {  # mirrors modules/shared.py latent_upscale_modes
-    "Latent": {"mode": "bilinear", "antialias": False},
-    "Latent (antialiased)": {"mode": "bilinear", "antialias": True},
-    "Latent (bicubic)": {"mode": "bicubic", "antialias": False},
-    "Latent (bicubic antialiased)": {"mode": "bicubic", "antialias": True},
-    "Latent (nearest)": {"mode": "nearest", "antialias": False},
-    "Latent (nearest-exact)": {"mode": "nearest-exact", "antialias": False},
+# mirrors modules/shared.py latent_upscale_modes: label -> torch interpolation mode and antialiasing
+latent_upscale_modes = {
+    label: {"mode": mode, "antialias": antialias}
+    for label, mode, antialias in (
+        ("Latent", "bilinear", False),
+        ("Latent (antialiased)", "bilinear", True),
+        ("Latent (bicubic)", "bicubic", False),
+        ("Latent (bicubic antialiased)", "bicubic", True),
+        ("Latent (nearest)", "nearest", False),
+        ("Latent (nearest-exact)", "nearest-exact", False),
+    )
 }
 
 sd_model: Any = None
@@ -144,83 +148,85 @@ opts = Options(_default_options())
 """mirrors shared.opts (modules/shared.py opts = options.Options(...))."""
 
 
+# What State.begin resets at the start of a job (the job name and its start time are set besides).
+_STATE_AT_JOB_START: dict[str, Any] = {
+    "sampling_step": 0,
+    "job_count": -1,
+    "processing_has_refined_job_count": False,
+    "job_no": 0,
+    "current_latent": None,
+    "current_image": None,
+    "current_image_sampling_step": 0,
+    "id_live_preview": 0,
+    "skipped": False,
+    "interrupted": False,
+    "stopping_generation": False,
+    "textinfo": None,
+}
+
+# The fields State.dict reports (the progress API's view).
+_STATE_REPORTED = (
+    "skipped",
+    "interrupted",
+    "stopping_generation",
+    "job",
+    "job_count",
+    "job_timestamp",
+    "job_no",
+    "sampling_step",
+    "sampling_steps",
+)
+
+
 class State:
-    """mirrors modules/shared_state.py State (the generation progress/interrupt state)."""
+    """Models modules/shared_state.py State: the progress of the current job and the user's interrupt/skip/stop
+    requests, which the processing loop reads."""
 
     def __init__(self) -> None:
-        self.skipped = False
-        self.interrupted = False
-        self.stopping_generation = False
-        self.job = ""
-        self.job_no = 0
-        self.job_count = 0
-        self.processing_has_refined_job_count = False
-        self.job_timestamp = "0"
-        self.sampling_step = 0
+        vars(self).update(_STATE_AT_JOB_START)
+        self.job, self.job_count, self.job_timestamp = "", 0, "0"
         self.sampling_steps = 0
-        self.current_latent = None
-        self.current_image = None
-        self.current_image_sampling_step = 0
-        self.id_live_preview = 0
-        self.textinfo = None
         self.time_start: float | None = None
         self.server_start = time.time()
         self.server_command = None
-        self.xyz_plot_x = None
-        self.xyz_plot_y = None
-        self.xyz_plot_z = None
+        self.xyz_plot_x = self.xyz_plot_y = self.xyz_plot_z = None
 
-    def interrupt(self) -> None:  # mirrors State.interrupt
+    def interrupt(self) -> None:
+        """Models State.interrupt: the job stops after the current step."""
         self.interrupted = True
 
-    def skip(self) -> None:  # mirrors State.skip
+    def skip(self) -> None:
+        """Models State.skip: the current image is skipped."""
         self.skipped = True
 
-    def stop_generating(self) -> None:  # mirrors State.stop_generating
+    def stop_generating(self) -> None:
+        """Models State.stop_generating."""
         self.stopping_generation = True
 
-    def nextjob(self) -> None:  # mirrors State.nextjob
+    def nextjob(self) -> None:
+        """Models State.nextjob: the next batch's job starts counting steps from 0."""
         self.job_no += 1
-        self.sampling_step = 0
-        self.current_image_sampling_step = 0
+        self.sampling_step = self.current_image_sampling_step = 0
 
-    def dict(self) -> dict[str, Any]:  # mirrors State.dict
-        return {
-            "skipped": self.skipped,
-            "interrupted": self.interrupted,
-            "stopping_generation": self.stopping_generation,
-            "job": self.job,
-            "job_count": self.job_count,
-            "job_timestamp": self.job_timestamp,
-            "job_no": self.job_no,
-            "sampling_step": self.sampling_step,
-            "sampling_steps": self.sampling_steps,
-        }
+    def dict(self) -> dict[str, Any]:
+        """Models State.dict."""
+        return {name: getattr(self, name) for name in _STATE_REPORTED}
 
-    def begin(self, job: str = "(unknown)") -> None:  # mirrors State.begin
-        self.sampling_step = 0
+    def begin(self, job: str = "(unknown)") -> None:
+        """Models State.begin: progress and requests reset, the job named and timed."""
+        vars(self).update(_STATE_AT_JOB_START)
         self.time_start = time.time()
-        self.job_count = -1
-        self.processing_has_refined_job_count = False
-        self.job_no = 0
-        self.current_latent = None
-        self.current_image = None
-        self.current_image_sampling_step = 0
-        self.id_live_preview = 0
-        self.skipped = False
-        self.interrupted = False
-        self.stopping_generation = False
-        self.textinfo = None
         self.job = job
 
-    def end(self) -> None:  # mirrors State.end
-        self.job = ""
-        self.job_count = 0
+    def end(self) -> None:
+        """Models State.end."""
+        self.job, self.job_count = "", 0
 
-    def set_current_image(self) -> None:  # mirrors State.set_current_image (no previews in the stand-in)
-        pass
+    def set_current_image(self) -> None:
+        """Models State.set_current_image (no previews in the stand-in)."""
 
-    def assign_current_image(self, image) -> None:  # mirrors State.assign_current_image
+    def assign_current_image(self, image) -> None:
+        """Models State.assign_current_image."""
         self.current_image = image
 
 

@@ -7,9 +7,15 @@ Extensions find this module through ``modules.scripts.scripts_data`` (the entry 
 append ``AxisOption``s to ``axis_options``. ``run_axes`` (stand-in entry) runs a plot the way ``Script.run`` does:
 value parsing by axis type, ``confirm``, a shallow ``copy(p)`` per cell, ``apply`` for each axis, process_images;
 it returns every cell's p and Processed (no grid image is drawn).
+
+The facts modelled: how an axis's text becomes values (comma-separated, CSV quoting; int/float ranges ``a-b``,
+``a-b (+step)``, ``a-b [count]``; permutations for "Prompt order"), unset seeds on seed axes becoming random ones,
+the order cells are generated in (the costliest axis outermost, then the next costliest; by default Z, Y, X), the
+"Script"/"X Type"/... entries of the grid infotexts, and the settings restored after the plot.
 """
 
 import csv
+import itertools
 import random
 import re
 from collections import namedtuple
@@ -17,7 +23,6 @@ from collections.abc import Callable
 from copy import copy
 from dataclasses import dataclass, field
 from io import StringIO
-from itertools import chain, permutations
 from typing import Any
 
 import gradio as gr
@@ -34,100 +39,112 @@ fill_values_symbol = "\U0001f4d2"  # 📒
 AxisInfo = namedtuple("AxisInfo", ["axis", "values"])
 
 
-def apply_field(field: str) -> Callable:  # mirrors xyz_grid.apply_field
-    def fun(p, x, xs):
-        setattr(p, field, x)
-
-    return fun
+# ---------------------------------------------------------------------------------------------------------------
+# what an axis does to a cell's p (models of the apply/confirm/format helpers of the same names)
 
 
-def apply_prompt(p, x, xs):  # mirrors xyz_grid.apply_prompt (Prompt S/R)
-    if xs[0] not in p.prompt and xs[0] not in p.negative_prompt:
-        raise RuntimeError(f"Prompt S/R did not find {xs[0]} in prompt or negative prompt.")
-    p.prompt = p.prompt.replace(xs[0], x)
-    p.negative_prompt = p.negative_prompt.replace(xs[0], x)
+def apply_field(field: str) -> Callable:
+    """Models xyz_grid.apply_field: the value is assigned to ``p.<field>``."""
+    return lambda p, x, xs: setattr(p, field, x)
 
 
-def apply_order(p, x, xs):  # mirrors xyz_grid.apply_order
-    token_order = []
-    for token in x:
-        token_order.append((p.prompt.find(token), token))
-    token_order.sort(key=lambda t: t[0])
-    prompt_parts = []
-    for _, token in token_order:
-        n = p.prompt.find(token)
-        prompt_parts.append(p.prompt[0:n])
-        p.prompt = p.prompt[n + len(token) :]
-    prompt_tmp = ""
-    for idx, part in enumerate(prompt_parts):
-        prompt_tmp += part
-        prompt_tmp += x[idx]
-    p.prompt = prompt_tmp + p.prompt
+def apply_override(field: str, boolean: bool = False) -> Callable:
+    """Models xyz_grid.apply_override: the value goes into ``p.override_settings[field]`` (as a bool - "true" in
+    any case is True - when ``boolean``)."""
+
+    def put(p, x, xs):
+        p.override_settings[field] = (x.lower() == "true") if boolean else x
+
+    return put
 
 
-def confirm_samplers(p, xs):  # mirrors xyz_grid.confirm_samplers
-    for x in xs:
-        if x.lower() not in sd_samplers.samplers_map:
-            raise RuntimeError(f"Unknown sampler: {x}")
+def apply_prompt(p, x, xs):
+    """Models xyz_grid.apply_prompt (Prompt S/R): the axis's first value is replaced by ``x`` in prompt and negative
+    prompt; it must occur in one of them."""
+    search = xs[0]
+    if search not in p.prompt and search not in p.negative_prompt:
+        raise RuntimeError(f"Prompt S/R did not find {search} in prompt or negative prompt.")
+    p.prompt, p.negative_prompt = (text.replace(search, x) for text in (p.prompt, p.negative_prompt))
 
 
-def apply_override(field: str, boolean: bool = False) -> Callable:  # mirrors xyz_grid.apply_override
-    def fun(p, x, xs):
-        if boolean:
-            x = True if x.lower() == "true" else False
-        p.override_settings[field] = x
-
-    return fun
-
-
-def boolean_choice(reverse: bool = False) -> Callable:  # mirrors xyz_grid.boolean_choice
-    def choice():
-        return ["False", "True"] if reverse else ["True", "False"]
-
-    return choice
+def apply_order(p, x, xs):
+    """Models xyz_grid.apply_order (Prompt order): the tokens' places in the prompt, in order of appearance, are
+    filled with the tokens in the order of the permutation ``x``."""
+    by_position = sorted(x, key=p.prompt.find)
+    rest = p.prompt
+    pieces = []
+    for slot, token in enumerate(by_position):
+        cut = rest.find(token)
+        pieces.append(rest[:cut] + x[slot])
+        rest = rest[cut + len(token) :]
+    p.prompt = "".join(pieces) + rest
 
 
-def format_value_add_label(p, opt, x):  # mirrors xyz_grid.format_value_add_label
-    if type(x) is float:
-        x = round(x, 8)
-    return f"{opt.label}: {x}"
+def confirm_samplers(p, xs):
+    """Models xyz_grid.confirm_samplers: every value must name a sampler (case-insensitive)."""
+    unknown = [x for x in xs if x.lower() not in sd_samplers.samplers_map]
+    if unknown:
+        raise RuntimeError(f"Unknown sampler: {unknown[0]}")
 
 
-def format_value(p, opt, x):  # mirrors xyz_grid.format_value
-    if type(x) is float:
-        x = round(x, 8)
-    return x
+def do_nothing(p, x, xs):
+    """Models xyz_grid.do_nothing (the "Nothing" axis)."""
 
 
-def format_value_join_list(p, opt, x):  # mirrors xyz_grid.format_value_join_list
+def boolean_choice(reverse: bool = False) -> Callable:
+    """Models xyz_grid.boolean_choice: the choices "True"/"False" ("False" first when ``reverse``)."""
+    pair = ["False", "True"] if reverse else ["True", "False"]
+    return lambda: list(pair)
+
+
+def _rounded(x):
+    return round(x, 8) if type(x) is float else x
+
+
+def format_value_add_label(p, opt, x):
+    """Models xyz_grid.format_value_add_label: "<label>: <value>" (floats rounded to 8 places)."""
+    return f"{opt.label}: {_rounded(x)}"
+
+
+def format_value(p, opt, x):
+    """Models xyz_grid.format_value: the value itself (floats rounded to 8 places)."""
+    return _rounded(x)
+
+
+def format_value_join_list(p, opt, x):
+    """Models xyz_grid.format_value_join_list."""
     return ", ".join(x)
 
 
-def do_nothing(p, x, xs):  # mirrors xyz_grid.do_nothing
-    pass
-
-
-def format_nothing(p, opt, x):  # mirrors xyz_grid.format_nothing
+def format_nothing(p, opt, x):
+    """Models xyz_grid.format_nothing."""
     return ""
 
 
 def str_permutations(x):
-    """mirrors xyz_grid.str_permutations: dummy type meaning 'all permutations of the values'."""
+    """Models xyz_grid.str_permutations: the marker type meaning 'every permutation of the values'."""
     return x
 
 
-def list_to_csv_string(data_list) -> str:  # mirrors xyz_grid.list_to_csv_string
-    with StringIO() as o:
-        csv.writer(o).writerow(data_list)
-        return o.getvalue().strip()
+def list_to_csv_string(data_list) -> str:
+    """Models xyz_grid.list_to_csv_string: dropdown values as one CSV line."""
+    buffer = StringIO()
+    csv.writer(buffer).writerow(data_list)
+    return buffer.getvalue().strip()
 
 
-def csv_string_to_list_strip(data_str: str) -> list[str]:  # mirrors xyz_grid.csv_string_to_list_strip
-    return list(map(str.strip, chain.from_iterable(csv.reader(StringIO(data_str)))))
+def csv_string_to_list_strip(data_str: str) -> list[str]:
+    """Models xyz_grid.csv_string_to_list_strip: all CSV cells of the text, stripped."""
+    return [cell.strip() for row in csv.reader(StringIO(data_str)) for cell in row]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# axis options
 
 
 class AxisOption:
-    """mirrors xyz_grid.AxisOption"""
+    """Models xyz_grid.AxisOption: label, value type, apply(p, x, xs), format_value(p, opt, x), confirm(p, xs),
+    cost (costlier axes are looped outermost), choices() (for the dropdown), prepare(text) -> values."""
 
     def __init__(
         self,
@@ -140,182 +157,214 @@ class AxisOption:
         choices=None,
         prepare=None,
     ) -> None:
-        self.label = label
-        self.type = type
-        self.apply = apply
-        self.format_value = format_value
-        self.confirm = confirm
-        self.cost = cost
-        self.prepare = prepare
-        self.choices = choices
+        vars(self).update(
+            label=label,
+            type=type,
+            apply=apply,
+            format_value=format_value,
+            confirm=confirm,
+            cost=cost,
+            choices=choices,
+            prepare=prepare,
+        )
 
 
 class AxisOptionImg2Img(AxisOption):
-    """mirrors xyz_grid.AxisOptionImg2Img"""
+    """Models xyz_grid.AxisOptionImg2Img: an option offered on the img2img tab only."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.is_img2img = True
+    is_img2img = True
 
 
 class AxisOptionTxt2Img(AxisOption):
-    """mirrors xyz_grid.AxisOptionTxt2Img"""
+    """Models xyz_grid.AxisOptionTxt2Img: an option offered on the txt2img tab only."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.is_img2img = False
+    is_img2img = False
 
 
-axis_options = [  # mirrors xyz_grid.axis_options (the options that make sense in the stand-in)
-    AxisOption("Nothing", str, do_nothing, format_value=format_nothing),
-    AxisOption("Seed", int, apply_field("seed")),
-    AxisOption("Var. seed", int, apply_field("subseed")),
-    AxisOption("Var. strength", float, apply_field("subseed_strength")),
-    AxisOption("Steps", int, apply_field("steps")),
-    AxisOptionTxt2Img("Hires steps", int, apply_field("hr_second_pass_steps")),
-    AxisOption("CFG Scale", float, apply_field("cfg_scale")),
-    AxisOptionImg2Img("Image CFG Scale", float, apply_field("image_cfg_scale")),
-    AxisOption("Prompt S/R", str, apply_prompt, format_value=format_value),
-    AxisOption("Prompt order", str_permutations, apply_order, format_value=format_value_join_list),
-    AxisOptionTxt2Img(
+def _sampler_names(for_img2img: bool) -> Callable:
+    return lambda: [s.name for s in (sd_samplers.samplers_for_img2img if for_img2img else sd_samplers.samplers)]
+
+
+_both, _t2i, _i2i = AxisOption, AxisOptionTxt2Img, AxisOptionImg2Img
+_plain = {"format_value": format_value}
+_flag = {"choices": boolean_choice(reverse=True)}
+
+# (kind, label, value type, apply, extra keywords) - the v1.10.1 options that make sense in the stand-in, in the
+# WebUI's order
+_OPTION_TABLE = [
+    (_both, "Nothing", str, do_nothing, {"format_value": format_nothing}),
+    (_both, "Seed", int, apply_field("seed"), {}),
+    (_both, "Var. seed", int, apply_field("subseed"), {}),
+    (_both, "Var. strength", float, apply_field("subseed_strength"), {}),
+    (_both, "Steps", int, apply_field("steps"), {}),
+    (_t2i, "Hires steps", int, apply_field("hr_second_pass_steps"), {}),
+    (_both, "CFG Scale", float, apply_field("cfg_scale"), {}),
+    (_i2i, "Image CFG Scale", float, apply_field("image_cfg_scale"), {}),
+    (_both, "Prompt S/R", str, apply_prompt, _plain),
+    (_both, "Prompt order", str_permutations, apply_order, {"format_value": format_value_join_list}),
+    (
+        _t2i,
         "Sampler",
         str,
         apply_field("sampler_name"),
-        format_value=format_value,
-        confirm=confirm_samplers,
-        choices=lambda: [x.name for x in sd_samplers.samplers],
+        {**_plain, "confirm": confirm_samplers, "choices": _sampler_names(False)},
     ),
-    AxisOptionTxt2Img(
+    (
+        _t2i,
         "Hires sampler",
         str,
         apply_field("hr_sampler_name"),
-        confirm=confirm_samplers,
-        choices=lambda: [x.name for x in sd_samplers.samplers_for_img2img],
+        {"confirm": confirm_samplers, "choices": _sampler_names(True)},
     ),
-    AxisOptionImg2Img(
+    (
+        _i2i,
         "Sampler",
         str,
         apply_field("sampler_name"),
-        format_value=format_value,
-        confirm=confirm_samplers,
-        choices=lambda: [x.name for x in sd_samplers.samplers_for_img2img],
+        {**_plain, "confirm": confirm_samplers, "choices": _sampler_names(True)},
     ),
-    AxisOption("Negative Guidance minimum sigma", float, apply_field("s_min_uncond")),
-    AxisOption("Sigma Churn", float, apply_field("s_churn")),
-    AxisOption("Sigma min", float, apply_field("s_tmin")),
-    AxisOption("Sigma max", float, apply_field("s_tmax")),
-    AxisOption("Sigma noise", float, apply_field("s_noise")),
-    AxisOption(
-        "Schedule type", str, apply_field("scheduler"), choices=lambda: [x.label for x in sd_schedulers.schedulers]
+    (_both, "Negative Guidance minimum sigma", float, apply_field("s_min_uncond"), {}),
+    (_both, "Sigma Churn", float, apply_field("s_churn"), {}),
+    (_both, "Sigma min", float, apply_field("s_tmin"), {}),
+    (_both, "Sigma max", float, apply_field("s_tmax"), {}),
+    (_both, "Sigma noise", float, apply_field("s_noise"), {}),
+    (
+        _both,
+        "Schedule type",
+        str,
+        apply_field("scheduler"),
+        {"choices": lambda: [s.label for s in sd_schedulers.schedulers]},
     ),
-    AxisOption("Schedule min sigma", float, apply_override("sigma_min")),
-    AxisOption("Schedule max sigma", float, apply_override("sigma_max")),
-    AxisOption("Schedule rho", float, apply_override("rho")),
-    AxisOption("Eta", float, apply_field("eta")),
-    AxisOption("Denoising", float, apply_field("denoising_strength")),
-    AxisOption("Initial noise multiplier", float, apply_field("initial_noise_multiplier")),
-    AxisOption("Extra noise", float, apply_override("img2img_extra_noise")),
-    AxisOption(
+    (_both, "Schedule min sigma", float, apply_override("sigma_min"), {}),
+    (_both, "Schedule max sigma", float, apply_override("sigma_max"), {}),
+    (_both, "Schedule rho", float, apply_override("rho"), {}),
+    (_both, "Eta", float, apply_field("eta"), {}),
+    (_both, "Denoising", float, apply_field("denoising_strength"), {}),
+    (_both, "Initial noise multiplier", float, apply_field("initial_noise_multiplier"), {}),
+    (_both, "Extra noise", float, apply_override("img2img_extra_noise"), {}),
+    (
+        _both,
         "Always discard next-to-last sigma",
         str,
         apply_override("always_discard_next_to_last_sigma", boolean=True),
-        choices=boolean_choice(reverse=True),
+        _flag,
     ),
-    AxisOption(
-        "SGM noise multiplier",
-        str,
-        apply_override("sgm_noise_multiplier", boolean=True),
-        choices=boolean_choice(reverse=True),
-    ),
+    (_both, "SGM noise multiplier", str, apply_override("sgm_noise_multiplier", boolean=True), _flag),
 ]
+
+axis_options = [
+    kind(label, kind_of_value, apply, **extra) for kind, label, kind_of_value, apply, extra in _OPTION_TABLE
+]
+"""Models xyz_grid.axis_options; extensions append their own."""
+
+
+def _options_for_tab(is_img2img: bool) -> list[AxisOption]:
+    """The options the tab's dropdown lists: the plain ones and those made for this tab."""
+    return [o for o in axis_options if type(o) is AxisOption or o.is_img2img == is_img2img]
 
 
 class SharedSettingsStackHelper:
-    """mirrors xyz_grid.SharedSettingsStackHelper: restores a few settings after the plot."""
+    """Models xyz_grid.SharedSettingsStackHelper: the settings an axis may change (clip skip, VAE, UniPC order)
+    are put back after the plot."""
+
+    _KEPT = ("CLIP_stop_at_last_layers", "sd_vae", "uni_pc_order")
 
     def __enter__(self):
-        self.CLIP_stop_at_last_layers = opts.CLIP_stop_at_last_layers
-        self.vae = opts.sd_vae
-        self.uni_pc_order = opts.uni_pc_order
+        self.saved = {name: getattr(opts, name) for name in self._KEPT}
 
     def __exit__(self, exc_type, exc_value, tb):
-        opts.data["sd_vae"] = self.vae
-        opts.data["uni_pc_order"] = self.uni_pc_order
-        opts.data["CLIP_stop_at_last_layers"] = self.CLIP_stop_at_last_layers
+        opts.data.update(self.saved)
 
 
-re_range = re.compile(r"\s*([+-]?\s*\d+)\s*-\s*([+-]?\s*\d+)(?:\s*\(([+-]\d+)\s*\))?\s*")
-re_range_float = re.compile(
-    r"\s*([+-]?\s*\d+(?:.\d*)?)\s*-\s*([+-]?\s*\d+(?:.\d*)?)"
-    r"(?:\s*\(([+-]\d+(?:.\d*)?)\s*\))?\s*"
-)
-re_range_count = re.compile(r"\s*([+-]?\s*\d+)\s*-\s*([+-]?\s*\d+)(?:\s*\[(\d+)\s*])?\s*")
-re_range_count_float = re.compile(
-    r"\s*([+-]?\s*\d+(?:.\d*)?)\s*-\s*([+-]?\s*\d+(?:.\d*)?)"
-    r"(?:\s*\[(\d+(?:.\d*)?)\s*])?\s*"
-)
+# ---------------------------------------------------------------------------------------------------------------
+# axis values
+
+
+def _range_pattern(number: str, tail: str) -> re.Pattern:
+    return re.compile(r"\s*" + number + r"\s*-\s*" + number + tail + r"\s*")
+
+
+_INT = r"([+-]?\s*\d+)"
+_FLOAT = r"([+-]?\s*\d+(?:.\d*)?)"
+re_range = _range_pattern(_INT, r"(?:\s*\(([+-]\d+)\s*\))?")
+re_range_float = _range_pattern(_FLOAT, r"(?:\s*\(([+-]\d+(?:.\d*)?)\s*\))?")
+re_range_count = _range_pattern(_INT, r"(?:\s*\[(\d+)\s*])?")
+re_range_count_float = _range_pattern(_FLOAT, r"(?:\s*\[(\d+(?:.\d*)?)\s*])?")
+
+
+def _expand_int(text: str) -> list:
+    """'a-b' and 'a-b (+s)': a to b inclusive in steps of s; 'a-b [n]': n evenly spaced values, truncated to int."""
+    stepped = re_range.fullmatch(text)
+    if stepped is not None:
+        first, last, step = stepped.groups()
+        return list(range(int(first), int(last) + 1, int(step) if step else 1))
+    counted = re_range_count.fullmatch(text)
+    if counted is not None:
+        first, last, count = counted.groups()
+        return [int(v) for v in np.linspace(int(first), int(last), int(count) if count else 1).tolist()]
+    return [text]
+
+
+def _expand_float(text: str) -> list:
+    """'a-b (+s)': numpy's arange from a up to b + s (exclusive); 'a-b [n]': n evenly spaced values."""
+    stepped = re_range_float.fullmatch(text)
+    if stepped is not None:
+        first, last, step = stepped.groups()
+        increment = float(step) if step else 1
+        return np.arange(float(first), float(last) + increment, increment).tolist()
+    counted = re_range_count_float.fullmatch(text)
+    if counted is not None:
+        first, last, count = counted.groups()
+        return np.linspace(float(first), float(last), int(count) if count else 1).tolist()
+    return [text]
+
+
+def _raw_values(opt: AxisOption, vals: str, vals_dropdown, csv_mode: bool, raw_mode: bool) -> list:
+    """Where an axis's values come from: the dropdown (options with choices, unless text inputs are used), the
+    option's prepare(), one value per line (raw mode, more than one line), or CSV."""
+    if opt.choices is not None and not csv_mode:
+        return vals_dropdown
+    if opt.prepare is not None:
+        return opt.prepare(vals)
+    if raw_mode and "\n" in vals.strip():
+        return vals.strip().split("\n")
+    return csv_string_to_list_strip(vals)
 
 
 def process_axis(p, opt: AxisOption, vals: str, vals_dropdown, csv_mode: bool = True, raw_mode: bool = False):
-    """mirrors the inner process_axis of xyz_grid Script.run: splits, expands ranges for int/float axes
-    ('1-5', '1-10 (+2)', '1-10 [5]'), converts with opt.type and runs opt.confirm(p, values)."""
+    """Models the process_axis step of xyz_grid Script.run: the axis's values (ranges expanded for int and float
+    axes, permutations for str_permutations), each converted with opt.type, then opt.confirm(p, values).  The
+    "Nothing" axis is the single value 0."""
     if opt.label == "Nothing":
         return [0]
-
-    if opt.choices is not None and not csv_mode:
-        valslist = vals_dropdown
-    elif opt.prepare is not None:
-        valslist = opt.prepare(vals)
-    elif raw_mode and vals.strip().find("\n") != -1:
-        valslist = vals.strip().split("\n")
-    else:
-        valslist = csv_string_to_list_strip(vals)
-
-    if opt.type is int:
-        valslist_ext: list[Any] = []
-        for val in valslist:
-            m = re_range.fullmatch(val)
-            mc = re_range_count.fullmatch(val)
-            if m is not None:
-                start = int(m.group(1))
-                end = int(m.group(2)) + 1
-                step = int(m.group(3)) if m.group(3) is not None else 1
-                valslist_ext += list(range(start, end, step))
-            elif mc is not None:
-                start = int(mc.group(1))
-                end = int(mc.group(2))
-                num = int(mc.group(3)) if mc.group(3) is not None else 1
-                valslist_ext += [int(x) for x in np.linspace(start=start, stop=end, num=num).tolist()]
-            else:
-                valslist_ext.append(val)
-        valslist = valslist_ext
-    elif opt.type is float:
-        valslist_ext = []
-        for val in valslist:
-            m = re_range_float.fullmatch(val)
-            mc = re_range_count_float.fullmatch(val)
-            if m is not None:
-                start = float(m.group(1))
-                end = float(m.group(2))
-                step = float(m.group(3)) if m.group(3) is not None else 1
-                valslist_ext += np.arange(start, end + step, step).tolist()
-            elif mc is not None:
-                start = float(mc.group(1))
-                end = float(mc.group(2))
-                num = int(mc.group(3)) if mc.group(3) is not None else 1
-                valslist_ext += np.linspace(start=start, stop=end, num=num).tolist()
-            else:
-                valslist_ext.append(val)
-        valslist = valslist_ext
+    values = _raw_values(opt, vals, vals_dropdown, csv_mode, raw_mode)
+    expander = {int: _expand_int, float: _expand_float}.get(opt.type)
+    if expander is not None:
+        values = [v for text in values for v in expander(text)]
     elif opt.type is str_permutations:
-        valslist = list(permutations(valslist))
-
-    valslist = [opt.type(x) for x in valslist]
-
+        values = list(itertools.permutations(values))
+    values = [opt.type(v) for v in values]
     if opt.confirm:
-        opt.confirm(p, valslist)
+        opt.confirm(p, values)
+    return values
 
-    return valslist
+
+def _with_random_seeds(opt: AxisOption, values: list) -> list:
+    """On the Seed and Var. seed axes, an unset seed (None, '' or -1) becomes a random one, as in the WebUI."""
+    if opt.label not in ("Seed", "Var. seed"):
+        return values
+    return [int(random.randrange(4294967294)) if v in (None, "", -1) else v for v in values]
+
+
+def _loop_order(cost: dict[str, float]) -> tuple[str, str, str]:
+    """The nesting of the plot's loops, outermost first: an axis costlier than both others goes outermost, followed
+    by the costlier of the remaining two (the later-named one on a tie); otherwise Z, Y, X."""
+    for axis in "xyz":
+        a, b = (other for other in "xyz" if other != axis)
+        if cost[axis] > cost[a] and cost[axis] > cost[b]:
+            second = a if cost[a] > cost[b] else b
+            return axis, second, ({"x", "y", "z"} - {axis, second}).pop()
+    return "z", "y", "x"
 
 
 @dataclass
@@ -344,6 +393,12 @@ class XYZRun:
     grid_infotext: list = field(default_factory=list)
 
 
+def _grid_infotext(pc, entries: dict) -> str:
+    """An infotext of the cell's p with extra entries (on a copy of its extra_generation_params)."""
+    pc.extra_generation_params = {**pc.extra_generation_params, **entries}
+    return processing.create_infotext(pc, pc.all_prompts, pc.all_seeds, pc.all_subseeds)
+
+
 def run_plot(
     p,
     x_opt: AxisOption,
@@ -361,224 +416,179 @@ def run_plot(
     raw_mode: bool = False,
     title: str = "X/Y/Z plot",
 ) -> XYZRun:
-    """mirrors the body of xyz_grid Script.run (without drawing the grid images)."""
+    """Models the body of xyz_grid Script.run (without drawing the grid images): seeds fixed first (unless "Keep -1
+    for seeds"), batch size 1 unless grids are returned, the axes' values, one process_images per cell on a shallow
+    copy of p with every axis applied (x, then y, then z), an error in a cell reported and the cell left empty.
+    The first cell of each Z slice gives that sub-grid's infotext (Script and the X/Y types and values), the very
+    first cell the main grid's (adding the Z type and values)."""
     run = XYZRun()
     if not no_fixed_seeds:
         processing.fix_seed(p)
-
     if not opts.return_grid:
         p.batch_size = 1
 
-    if x_opt.choices is not None and not csv_mode:
-        x_values = list_to_csv_string(x_values_dropdown)
-    xs = process_axis(p, x_opt, x_values, x_values_dropdown, csv_mode, raw_mode)
-    if y_opt.choices is not None and not csv_mode:
-        y_values = list_to_csv_string(y_values_dropdown)
-    ys = process_axis(p, y_opt, y_values, y_values_dropdown, csv_mode, raw_mode)
-    if z_opt.choices is not None and not csv_mode:
-        z_values = list_to_csv_string(z_values_dropdown)
-    zs = process_axis(p, z_opt, z_values, z_values_dropdown, csv_mode, raw_mode)
-
-    def fix_axis_seeds(axis_opt, axis_list):
-        if axis_opt.label in ["Seed", "Var. seed"]:
-            return [
-                int(random.randrange(4294967294)) if val is None or val == "" or val == -1 else val for val in axis_list
-            ]
-        return axis_list
-
+    axes = {"x": [x_opt, x_values, x_values_dropdown], "y": [y_opt, y_values, y_values_dropdown]}
+    axes["z"] = [z_opt, z_values, z_values_dropdown]
+    values: dict[str, list] = {}
+    for name, (opt, text, dropdown) in axes.items():
+        if opt.choices is not None and not csv_mode:
+            axes[name][1] = text = list_to_csv_string(dropdown)
+        values[name] = process_axis(p, opt, text, dropdown, csv_mode, raw_mode)
     if not no_fixed_seeds:
-        xs = fix_axis_seeds(x_opt, xs)
-        ys = fix_axis_seeds(y_opt, ys)
-        zs = fix_axis_seeds(z_opt, zs)
+        values = {name: _with_random_seeds(axes[name][0], vals) for name, vals in values.items()}
+    xs, ys, zs = values["x"], values["y"], values["z"]
     run.xs, run.ys, run.zs = xs, ys, zs
+    state.xyz_plot_x, state.xyz_plot_y, state.xyz_plot_z = (AxisInfo(axes[n][0], values[n]) for n in "xyz")
 
-    state.xyz_plot_x = AxisInfo(x_opt, xs)
-    state.xyz_plot_y = AxisInfo(y_opt, ys)
-    state.xyz_plot_z = AxisInfo(z_opt, zs)
-
-    first_axes_processed = "z"
-    second_axes_processed = "y"
-    if x_opt.cost > y_opt.cost and x_opt.cost > z_opt.cost:
-        first_axes_processed = "x"
-        second_axes_processed = "y" if y_opt.cost > z_opt.cost else "z"
-    elif y_opt.cost > x_opt.cost and y_opt.cost > z_opt.cost:
-        first_axes_processed = "y"
-        second_axes_processed = "x" if x_opt.cost > z_opt.cost else "z"
-    elif z_opt.cost > x_opt.cost and z_opt.cost > y_opt.cost:
-        first_axes_processed = "z"
-        second_axes_processed = "x" if x_opt.cost > y_opt.cost else "y"
-
+    texts = {name: axes[name][1] for name in "xyz"}
     grid_infotext: list = [None] * (1 + len(zs))
 
-    def cell(x, y, z, ix, iy, iz):
+    def run_cell(ix: int, iy: int, iz: int):
+        x, y, z = xs[ix], ys[iy], zs[iz]
         if shared.state.interrupted:
             return Processed(p, [], p.seed, "")
-
         pc = copy(p)
-        pc.styles = pc.styles[:]
-        x_opt.apply(pc, x, xs)
-        y_opt.apply(pc, y, ys)
-        z_opt.apply(pc, z, zs)
-
+        pc.styles = list(pc.styles)
+        for opt, value, all_values in ((x_opt, x, xs), (y_opt, y, ys), (z_opt, z, zs)):
+            opt.apply(pc, value, all_values)
         try:
             res = process_images(pc)
         except Exception as e:
             errors.display(e, "generating image for xyz plot")
             res = Processed(p, [], p.seed, "")
 
-        subgrid_index = 1 + iz
-        if grid_infotext[subgrid_index] is None and ix == 0 and iy == 0:
-            pc.extra_generation_params = copy(pc.extra_generation_params)
-            pc.extra_generation_params["Script"] = title
-            if x_opt.label != "Nothing":
-                pc.extra_generation_params["X Type"] = x_opt.label
-                pc.extra_generation_params["X Values"] = x_values
-            if y_opt.label != "Nothing":
-                pc.extra_generation_params["Y Type"] = y_opt.label
-                pc.extra_generation_params["Y Values"] = y_values
-            grid_infotext[subgrid_index] = processing.create_infotext(pc, pc.all_prompts, pc.all_seeds, pc.all_subseeds)
-        if grid_infotext[0] is None and ix == 0 and iy == 0 and iz == 0:
-            pc.extra_generation_params = copy(pc.extra_generation_params)
-            if z_opt.label != "Nothing":
-                pc.extra_generation_params["Z Type"] = z_opt.label
-                pc.extra_generation_params["Z Values"] = z_values
-            grid_infotext[0] = processing.create_infotext(pc, pc.all_prompts, pc.all_seeds, pc.all_subseeds)
+        if ix == 0 and iy == 0:
+            if grid_infotext[1 + iz] is None:
+                entries = {"Script": title}
+                for name, opt in (("X", x_opt), ("Y", y_opt)):
+                    if opt.label != "Nothing":
+                        entries.update({f"{name} Type": opt.label, f"{name} Values": texts[name.lower()]})
+                grid_infotext[1 + iz] = _grid_infotext(pc, entries)
+            if iz == 0 and grid_infotext[0] is None:
+                entries = {"Z Type": z_opt.label, "Z Values": texts["z"]} if z_opt.label != "Nothing" else {}
+                grid_infotext[0] = _grid_infotext(pc, entries)
 
         run.cells.append(XYZCell(x, y, z, ix, iy, iz, pc, res))
         return res
 
-    def order():
-        loops = {"x": list(enumerate(xs)), "y": list(enumerate(ys)), "z": list(enumerate(zs))}
-        third = ({"x", "y", "z"} - {first_axes_processed, second_axes_processed}).pop()
-        for a in loops[first_axes_processed]:
-            for b in loops[second_axes_processed]:
-                for c in loops[third]:
-                    d = {first_axes_processed: a, second_axes_processed: b, third: c}
-                    yield d["x"], d["y"], d["z"]
-
+    order = _loop_order({"x": x_opt.cost, "y": y_opt.cost, "z": z_opt.cost})
+    sizes = {"x": len(xs), "y": len(ys), "z": len(zs)}
     state.job_count = len(xs) * len(ys) * len(zs) * p.n_iter
     images: list = []
     with SharedSettingsStackHelper():
-        for (ix, x), (iy, y), (iz, z) in order():
-            res = cell(x, y, z, ix, iy, iz)
+        for indices in itertools.product(*(range(sizes[name]) for name in order)):
+            at = dict(zip(order, indices, strict=True))
+            res = run_cell(at["x"], at["y"], at["z"])
             images.append(res.images[0] if res.images else None)
 
     first = next((c.processed for c in run.cells if c.processed.images), None)
-    run.processed = copy(first) if first is not None else Processed(p, [])
+    run.processed = Processed(p, []) if first is None else copy(first)
     run.processed.images = images
     run.grid_infotext = grid_infotext
     return run
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# the script and its UI
+
+_ARG_NAMES = (
+    "x_type",
+    "x_values",
+    "x_values_dropdown",
+    "y_type",
+    "y_values",
+    "y_values_dropdown",
+    "z_type",
+    "z_values",
+    "z_values_dropdown",
+    "draw_legend",
+    "include_lone_images",
+    "include_sub_grids",
+    "no_fixed_seeds",
+    "margin_size",
+    "csv_mode",
+    "raw_mode",
+)
+"""The order of the script's UI components, which is the order of its args."""
+
+# (name, label, value) of the checkboxes under the axes, in the order they are shown
+_CHECKBOXES = (
+    ("draw_legend", "Draw legend", True),
+    ("no_fixed_seeds", "Keep -1 for seeds", False),
+    ("include_lone_images", "Include Sub Images", False),
+    ("include_sub_grids", "Include Sub Grids", False),
+    ("raw_mode", "Use raw text lines", False),
+)
+
+
 class Script(scripts.Script):
-    """mirrors xyz_grid.Script (the 'X/Y/Z plot' selectable script)."""
+    """Models xyz_grid.Script (the 'X/Y/Z plot' selectable script): three axis rows (type dropdown, values text,
+    values dropdown), the plot's checkboxes and margin slider; X/Y/Z types and values are pasted from infotexts."""
 
     def title(self) -> str:
         return "X/Y/Z plot"
 
+    def _axis_row(self, axis: str, labels: list[str], default: str) -> dict:
+        upper = axis.upper()
+        with gr.Row():
+            made = {
+                f"{axis}_type": gr.Dropdown(
+                    label=f"{upper} type",
+                    choices=labels,
+                    value=default,
+                    type="index",
+                    elem_id=self.elem_id(f"{axis}_type"),
+                ),
+                f"{axis}_values": gr.Textbox(label=f"{upper} values", lines=1, elem_id=self.elem_id(f"{axis}_values")),
+                f"{axis}_values_dropdown": gr.Dropdown(
+                    label=f"{upper} values", visible=False, multiselect=True, interactive=True
+                ),
+            }
+            if axis == "x":
+                ToolButton(value=fill_values_symbol, elem_id="xyz_grid_fill_x_tool_button", visible=False)
+        return made
+
     def ui(self, is_img2img):
-        self.current_axis_options = [x for x in axis_options if type(x) is AxisOption or x.is_img2img == is_img2img]
-        labels = [x.label for x in self.current_axis_options]
+        self.current_axis_options = _options_for_tab(is_img2img)
+        labels = [o.label for o in self.current_axis_options]
+        made: dict[str, Any] = {}
         with gr.Row():
             with gr.Column(scale=19):
-                with gr.Row():
-                    x_type = gr.Dropdown(
-                        label="X type", choices=labels, value=labels[1], type="index", elem_id=self.elem_id("x_type")
-                    )
-                    x_values = gr.Textbox(label="X values", lines=1, elem_id=self.elem_id("x_values"))
-                    x_values_dropdown = gr.Dropdown(label="X values", visible=False, multiselect=True, interactive=True)
-                    ToolButton(value=fill_values_symbol, elem_id="xyz_grid_fill_x_tool_button", visible=False)
-                with gr.Row():
-                    y_type = gr.Dropdown(
-                        label="Y type", choices=labels, value=labels[0], type="index", elem_id=self.elem_id("y_type")
-                    )
-                    y_values = gr.Textbox(label="Y values", lines=1, elem_id=self.elem_id("y_values"))
-                    y_values_dropdown = gr.Dropdown(label="Y values", visible=False, multiselect=True, interactive=True)
-                with gr.Row():
-                    z_type = gr.Dropdown(
-                        label="Z type", choices=labels, value=labels[0], type="index", elem_id=self.elem_id("z_type")
-                    )
-                    z_values = gr.Textbox(label="Z values", lines=1, elem_id=self.elem_id("z_values"))
-                    z_values_dropdown = gr.Dropdown(label="Z values", visible=False, multiselect=True, interactive=True)
+                for axis, default in (("x", labels[1]), ("y", labels[0]), ("z", labels[0])):
+                    made.update(self._axis_row(axis, labels, default))
         with gr.Row(variant="compact", elem_id="axis_options"):
-            draw_legend = gr.Checkbox(label="Draw legend", value=True, elem_id=self.elem_id("draw_legend"))
-            no_fixed_seeds = gr.Checkbox(label="Keep -1 for seeds", value=False, elem_id=self.elem_id("no_fixed_seeds"))
-            include_lone_images = gr.Checkbox(
-                label="Include Sub Images", value=False, elem_id=self.elem_id("include_lone_images")
-            )
-            include_sub_grids = gr.Checkbox(
-                label="Include Sub Grids", value=False, elem_id=self.elem_id("include_sub_grids")
-            )
-            raw_mode = gr.Checkbox(label="Use raw text lines", value=False, elem_id=self.elem_id("raw_mode"))
-            margin_size = gr.Slider(
+            for name, label, value in _CHECKBOXES:
+                made[name] = gr.Checkbox(label=label, value=value, elem_id=self.elem_id(name))
+            made["margin_size"] = gr.Slider(
                 label="Grid margins (px)", minimum=0, maximum=500, value=0, step=2, elem_id=self.elem_id("margin_size")
             )
-            csv_mode = gr.Checkbox(
+            made["csv_mode"] = gr.Checkbox(
                 label="Use text inputs instead of dropdowns", value=False, elem_id=self.elem_id("csv_mode")
             )
-
-        self.infotext_fields = (
-            (x_type, "X Type"),
-            (x_values, "X Values"),
-            (y_type, "Y Type"),
-            (y_values, "Y Values"),
-            (z_type, "Z Type"),
-            (z_values, "Z Values"),
+        self.infotext_fields = tuple(
+            (made[f"{axis}_{part}"], f"{axis.upper()} {part.capitalize()}")
+            for axis in "xyz"
+            for part in ("type", "values")
         )
-        return [
-            x_type,
-            x_values,
-            x_values_dropdown,
-            y_type,
-            y_values,
-            y_values_dropdown,
-            z_type,
-            z_values,
-            z_values_dropdown,
-            draw_legend,
-            include_lone_images,
-            include_sub_grids,
-            no_fixed_seeds,
-            margin_size,
-            csv_mode,
-            raw_mode,
-        ]
+        return [made[name] for name in _ARG_NAMES]
 
-    def run(
-        self,
-        p,
-        x_type,
-        x_values,
-        x_values_dropdown,
-        y_type,
-        y_values,
-        y_values_dropdown,
-        z_type,
-        z_values,
-        z_values_dropdown,
-        draw_legend,
-        include_lone_images,
-        include_sub_grids,
-        no_fixed_seeds,
-        margin_size,
-        csv_mode,
-        raw_mode,
-    ):
-        opts_list = self.current_axis_options
+    def run(self, p, *args):
+        a = dict(zip(_ARG_NAMES, args, strict=True))
+        options = self.current_axis_options
         result = run_plot(
             p,
-            opts_list[x_type],
-            x_values,
-            opts_list[y_type],
-            y_values,
-            opts_list[z_type],
-            z_values,
-            x_values_dropdown=x_values_dropdown,
-            y_values_dropdown=y_values_dropdown,
-            z_values_dropdown=z_values_dropdown,
-            no_fixed_seeds=no_fixed_seeds,
-            csv_mode=csv_mode,
-            raw_mode=raw_mode,
+            options[a["x_type"]],
+            a["x_values"],
+            options[a["y_type"]],
+            a["y_values"],
+            options[a["z_type"]],
+            a["z_values"],
+            x_values_dropdown=a["x_values_dropdown"],
+            y_values_dropdown=a["y_values_dropdown"],
+            z_values_dropdown=a["z_values_dropdown"],
+            no_fixed_seeds=a["no_fixed_seeds"],
+            csv_mode=a["csv_mode"],
+            raw_mode=a["raw_mode"],
             title=self.title(),
         )
         self.last_run = result
@@ -587,11 +597,11 @@ class Script(scripts.Script):
 
 def find_axis_option(label: str, is_img2img: bool) -> AxisOption:
     """Stand-in helper: the axis option with this label valid for the tab (as the UI's dropdown lists them)."""
-    current = [x for x in axis_options if type(x) is AxisOption or x.is_img2img == is_img2img]
-    for opt in current:
-        if opt.label == label:
-            return opt
-    raise KeyError(f"no X/Y/Z axis option {label!r}; have {[o.label for o in current]}")
+    current = _options_for_tab(is_img2img)
+    found = next((o for o in current if o.label == label), None)
+    if found is None:
+        raise KeyError(f"no X/Y/Z axis option {label!r}; have {[o.label for o in current]}")
+    return found
 
 
 def run_axes(
@@ -610,17 +620,9 @@ def run_axes(
     processed)], processed=...)."""
     p = make_p()
     is_img2img = not isinstance(p, StableDiffusionProcessingTxt2Img)
-    x_opt = find_axis_option(x_label, is_img2img)
-    y_opt = find_axis_option(y_label or "Nothing", is_img2img)
-    z_opt = find_axis_option(z_label or "Nothing", is_img2img)
-    return run_plot(
-        p,
-        x_opt,
-        x_values_text,
-        y_opt,
-        y_values_text or "",
-        z_opt,
-        z_values_text or "",
-        no_fixed_seeds=no_fixed_seeds,
-        csv_mode=True,
-    )
+    chosen = [
+        (find_axis_option(label or "Nothing", is_img2img), text or "")
+        for label, text in ((x_label, x_values_text), (y_label, y_values_text), (z_label, z_values_text))
+    ]
+    (x_opt, x_text), (y_opt, y_text), (z_opt, z_text) = chosen
+    return run_plot(p, x_opt, x_text, y_opt, y_text, z_opt, z_text, no_fixed_seeds=no_fixed_seeds, csv_mode=True)

@@ -10,7 +10,10 @@ from modules.ui_components import InputAccordion
 
 
 class ScriptRefiner(scripts.ScriptBuiltinUI):
-    """mirrors modules/processing_scripts/refiner.py ScriptRefiner."""
+    """Models modules/processing_scripts/refiner.py ScriptRefiner: an always-on section in the accordions with an
+    enable toggle, a checkpoint dropdown and the "Switch at" fraction (args in that order).  Pasting enables it when
+    the infotext has a "Refiner" entry.  setup() sets p.refiner_checkpoint / p.refiner_switch_at, both None unless
+    it is enabled with a checkpoint chosen."""
 
     section = "accordions"
     create_group = False
@@ -22,30 +25,20 @@ class ScriptRefiner(scripts.ScriptBuiltinUI):
         return scripts.AlwaysVisible
 
     def ui(self, is_img2img):
-        with InputAccordion(False, label="Refiner", elem_id=self.elem_id("enable")) as enable_refiner:
-            with gr.Row():
-                refiner_checkpoint = gr.Dropdown(
-                    label="Checkpoint", elem_id=self.elem_id("checkpoint"), choices=["None"], value="None"
-                )
-                refiner_switch_at = gr.Slider(
-                    value=0.8,
-                    label="Switch at",
-                    minimum=0.01,
-                    maximum=1.0,
-                    step=0.01,
-                    elem_id=self.elem_id("switch_at"),
-                )
+        with InputAccordion(False, label="Refiner", elem_id=self.elem_id("enable")) as enable, gr.Row():
+            checkpoint = gr.Dropdown(
+                label="Checkpoint", elem_id=self.elem_id("checkpoint"), choices=["None"], value="None"
+            )
+            switch_at = gr.Slider(
+                label="Switch at", value=0.8, minimum=0.01, maximum=1.0, step=0.01, elem_id=self.elem_id("switch_at")
+            )
         self.infotext_fields = [
-            PasteField(enable_refiner, lambda d: "Refiner" in d),
-            PasteField(refiner_checkpoint, lambda d: d.get("Refiner"), api="refiner_checkpoint"),
-            PasteField(refiner_switch_at, "Refiner switch at", api="refiner_switch_at"),
+            PasteField(enable, lambda params: "Refiner" in params),
+            PasteField(checkpoint, lambda params: params.get("Refiner"), api="refiner_checkpoint"),
+            PasteField(switch_at, "Refiner switch at", api="refiner_switch_at"),
         ]
-        return enable_refiner, refiner_checkpoint, refiner_switch_at
+        return enable, checkpoint, switch_at
 
     def setup(self, p, enable_refiner, refiner_checkpoint, refiner_switch_at):
-        if not enable_refiner or refiner_checkpoint in (None, "", "None"):
-            p.refiner_checkpoint = None
-            p.refiner_switch_at = None
-        else:
-            p.refiner_checkpoint = refiner_checkpoint
-            p.refiner_switch_at = refiner_switch_at
+        active = bool(enable_refiner) and refiner_checkpoint not in (None, "", "None")
+        p.refiner_checkpoint, p.refiner_switch_at = (refiner_checkpoint, refiner_switch_at) if active else (None, None)
