@@ -75,7 +75,6 @@ class StandIn:
     api: Any = None
     last_p: Any = None
     last_processed: Any = None
-    history: list = field(default_factory=list)
 
 
 _current: StandIn | None = None
@@ -403,7 +402,6 @@ def run_p(p, tab: str = "txt2img"):
         shared.state.end()
         shared.total_tqdm.clear()
     st.last_processed = processed
-    st.history.append((p, processed))
     return processed
 
 
