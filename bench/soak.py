@@ -65,12 +65,20 @@ def random_request(rng: random.Random, enabled: bool) -> dict:
 def run(generations: int, seed: int = 0) -> dict:
     import harness
     from fake_models import FakeSD1Model
-    from modules import processing
 
     torch.set_num_threads(1)
     model = FakeSD1Model()
     harness.start(str(ROOT), model)
-    logging.getLogger("negative_prompt_delay").setLevel(logging.CRITICAL)
+    logger = logging.getLogger("negative_prompt_delay")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        return _soak(harness, model, generations, seed)
+    finally:
+        logger.setLevel(level)
+
+
+def _soak(harness, model, generations: int, seed: int) -> dict:
     model.get_learned_conditioning = FailingOnce(model, period=7)
     rng = random.Random(seed)
     alive: list[weakref.ref] = []
@@ -105,7 +113,6 @@ def run(generations: int, seed: int = 0) -> dict:
     out["processing_objects_alive"] = sum(r() is not None for r in alive)
     out["processing_objects_made"] = len(alive)
     out["failed_generations"] = errors
-    del processing
     return out
 
 
