@@ -30,7 +30,7 @@ def get_sigmas_karras(n: int, sigma_min: float, sigma_max: float, rho: float = 7
     """Karras et al. 2022, eq. 5: n levels evenly spaced in sigma^(1/rho) from sigma_max to sigma_min, then 0."""
     top, bottom = sigma_max ** (1 / rho), sigma_min ** (1 / rho)
     fraction = torch.linspace(0, 1, n, device=device)
-    levels = torch.lerp(torch.full_like(fraction, top), torch.full_like(fraction, bottom), fraction).pow(rho)
+    levels = (top + fraction * (bottom - top)) ** rho
     return append_zero(levels).to(device)
 
 
