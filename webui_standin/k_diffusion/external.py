@@ -1,4 +1,13 @@
-"""Stand-in for k_diffusion/external.py: discrete DDPM schedules wrapped as continuous-sigma denoisers."""
+"""Stand-in for k_diffusion/external.py: a discrete DDPM model seen as a denoiser D(x, sigma) of a VE process.
+
+Facts modelled (k-diffusion as vendored by WebUI v1.10.1): a model trained on the discrete schedule
+alpha_bar_0..999 has the noise levels sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t), kept ascending in ``sigmas``
+(``sigma_min`` = sigmas[0], ``sigma_max`` = sigmas[-1]). A continuous sigma is mapped to a fractional timestep by
+linear interpolation in log sigma (clamped to the table's ends, or snapped to the nearest level when quantising),
+a fractional timestep back to sigma likewise. The input is scaled by 1 / sqrt(sigma^2 + 1) before the model sees it;
+an eps model's output gives D = x - sigma eps, a v model's D = x / (sigma^2 + 1) - sigma v / sqrt(sigma^2 + 1).
+The CompVis wrappers call ``inner_model.apply_model(x, t, cond=...)``.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +16,12 @@ from k_diffusion import utils
 from torch import nn
 
 
+def _levels_of(alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    return ((1 - alphas_cumprod) / alphas_cumprod) ** 0.5
+
+
 class DiscreteSchedule(nn.Module):
-    """mirrors k_diffusion/external.py DiscreteSchedule: a table of 1000 training sigmas (ascending)."""
+    """Models k-diffusion's DiscreteSchedule: the ascending table of training sigmas and the sigma <-> t maps."""
 
     def __init__(self, sigmas: torch.Tensor, quantize: bool) -> None:
         super().__init__()
@@ -25,48 +38,49 @@ class DiscreteSchedule(nn.Module):
         return self.sigmas[-1]
 
     def get_sigmas(self, n: int | None = None) -> torch.Tensor:
-        """mirrors DiscreteSchedule.get_sigmas: n sigmas at timesteps linspace(999, 0, n), then a final 0."""
+        """The whole table descending (n None), else the levels at n timesteps evenly spaced from the last to 0;
+        a final 0 is appended either way."""
         if n is None:
-            return utils.append_zero(self.sigmas.flip(0))
-        t_max = len(self.sigmas) - 1
-        t = torch.linspace(t_max, 0, n, device=self.sigmas.device)
-        return utils.append_zero(self.t_to_sigma(t))
+            descending = self.sigmas.flip(0)
+        else:
+            last = len(self.sigmas) - 1
+            descending = self.t_to_sigma(torch.linspace(last, 0, n, device=self.sigmas.device))
+        return utils.append_zero(descending)
 
     def sigma_to_t(self, sigma: torch.Tensor, quantize: bool | None = None) -> torch.Tensor:
-        """mirrors DiscreteSchedule.sigma_to_t: interpolates the (fractional) timestep in log-sigma."""
-        quantize = self.quantize if quantize is None else quantize
-        log_sigma = sigma.log()
-        dists = log_sigma - self.log_sigmas[:, None]
-        if quantize:
-            return dists.abs().argmin(dim=0).view(sigma.shape)
-        low_idx = dists.ge(0).cumsum(dim=0).argmax(dim=0).clamp(max=self.log_sigmas.shape[0] - 2)
-        high_idx = low_idx + 1
-        low, high = self.log_sigmas[low_idx], self.log_sigmas[high_idx]
-        w = (low - log_sigma) / (low - high)
-        w = w.clamp(0, 1)
-        t = (1 - w) * low_idx + w * high_idx
-        return t.view(sigma.shape)
+        """Fractional timestep of ``sigma``: linear in log sigma between the two table levels around it (the end
+        pair outside the table, the fraction clamped to [0, 1]); the nearest level's index when quantising."""
+        snap = self.quantize if quantize is None else quantize
+        table = self.log_sigmas
+        wanted = sigma.log().reshape(-1)
+        if snap:
+            return (wanted[None, :] - table[:, None]).abs().argmin(dim=0).view(sigma.shape)
+        below = torch.searchsorted(table, wanted.to(table.dtype).contiguous(), right=True) - 1
+        below = below.clamp(0, table.shape[0] - 2)
+        lo, hi = table[below], table[below + 1]
+        frac = ((lo - wanted) / (lo - hi)).clamp(0, 1)
+        return ((1 - frac) * below + frac * (below + 1)).view(sigma.shape)
 
     def t_to_sigma(self, t: torch.Tensor) -> torch.Tensor:
-        """mirrors DiscreteSchedule.t_to_sigma."""
+        """sigma at a fractional timestep: log sigma interpolated linearly between the neighbouring integers."""
         t = t.float()
-        low_idx, high_idx, w = t.floor().long(), t.ceil().long(), t.frac()
-        log_sigma = (1 - w) * self.log_sigmas[low_idx] + w * self.log_sigmas[high_idx]
-        return log_sigma.exp()
+        floor, ceil = t.floor().long(), t.ceil().long()
+        frac = t.frac()
+        table = self.log_sigmas
+        return ((1 - frac) * table[floor] + frac * table[ceil]).exp()
 
 
 class DiscreteEpsDDPMDenoiser(DiscreteSchedule):
-    """mirrors k_diffusion/external.py DiscreteEpsDDPMDenoiser: D(x, sigma) = x - sigma * eps(x * c_in, t(sigma))."""
+    """Models k-diffusion's DiscreteEpsDDPMDenoiser: D(x, sigma) = x - sigma * eps(x / sqrt(sigma^2 + 1), t(sigma))."""
 
     def __init__(self, model, alphas_cumprod: torch.Tensor, quantize: bool) -> None:
-        super().__init__(((1 - alphas_cumprod) / alphas_cumprod) ** 0.5, quantize)
+        super().__init__(_levels_of(alphas_cumprod), quantize)
         self.inner_model = model
         self.sigma_data = 1.0
 
     def get_scalings(self, sigma: torch.Tensor):
-        c_out = -sigma
-        c_in = 1 / (sigma**2 + self.sigma_data**2) ** 0.5
-        return c_out, c_in
+        """(c_out, c_in) of the eps parameterisation."""
+        return -sigma, (sigma**2 + self.sigma_data**2).rsqrt()
 
     def get_eps(self, *args, **kwargs):
         return self.inner_model(*args, **kwargs)
@@ -75,13 +89,12 @@ class DiscreteEpsDDPMDenoiser(DiscreteSchedule):
         raise NotImplementedError
 
     def forward(self, input: torch.Tensor, sigma: torch.Tensor, **kwargs) -> torch.Tensor:
-        c_out, c_in = [utils.append_dims(x, input.ndim) for x in self.get_scalings(sigma)]
-        eps = self.get_eps(input * c_in, self.sigma_to_t(sigma), **kwargs)
-        return input + eps * c_out
+        c_out, c_in = (utils.append_dims(c, input.ndim) for c in self.get_scalings(sigma))
+        return input + c_out * self.get_eps(input * c_in, self.sigma_to_t(sigma), **kwargs)
 
 
 class CompVisDenoiser(DiscreteEpsDDPMDenoiser):
-    """mirrors k_diffusion/external.py CompVisDenoiser: calls inner_model.apply_model(x, t, cond=...)."""
+    """Models k-diffusion's CompVisDenoiser: the eps model is ``model.apply_model``, the schedule the model's own."""
 
     def __init__(self, model, quantize: bool = False, device: str = "cpu") -> None:
         super().__init__(model, model.alphas_cumprod, quantize=quantize)
@@ -91,29 +104,31 @@ class CompVisDenoiser(DiscreteEpsDDPMDenoiser):
 
 
 class DiscreteVDDPMDenoiser(DiscreteSchedule):
-    """mirrors k_diffusion/external.py DiscreteVDDPMDenoiser (v-prediction models)."""
+    """Models k-diffusion's DiscreteVDDPMDenoiser (v-prediction, Salimans & Ho 2022): with s = sigma^2 + 1,
+    D = x / s - sigma v(x / sqrt(s), t(sigma)) / sqrt(s)."""
 
     def __init__(self, model, alphas_cumprod: torch.Tensor, quantize: bool) -> None:
-        super().__init__(((1 - alphas_cumprod) / alphas_cumprod) ** 0.5, quantize)
+        super().__init__(_levels_of(alphas_cumprod), quantize)
         self.inner_model = model
         self.sigma_data = 1.0
 
     def get_scalings(self, sigma: torch.Tensor):
-        c_skip = self.sigma_data**2 / (sigma**2 + self.sigma_data**2)
-        c_out = -sigma * self.sigma_data / (sigma**2 + self.sigma_data**2) ** 0.5
-        c_in = 1 / (sigma**2 + self.sigma_data**2) ** 0.5
-        return c_skip, c_out, c_in
+        """(c_skip, c_out, c_in) of the v parameterisation."""
+        total = sigma**2 + self.sigma_data**2
+        c_in = total.rsqrt()
+        return self.sigma_data**2 / total, -sigma * self.sigma_data * c_in, c_in
 
     def get_v(self, *args, **kwargs):
         return self.inner_model(*args, **kwargs)
 
     def forward(self, input: torch.Tensor, sigma: torch.Tensor, **kwargs) -> torch.Tensor:
-        c_skip, c_out, c_in = [utils.append_dims(x, input.ndim) for x in self.get_scalings(sigma)]
-        return self.get_v(input * c_in, self.sigma_to_t(sigma), **kwargs) * c_out + input * c_skip
+        c_skip, c_out, c_in = (utils.append_dims(c, input.ndim) for c in self.get_scalings(sigma))
+        v = self.get_v(input * c_in, self.sigma_to_t(sigma), **kwargs)
+        return input * c_skip + v * c_out
 
 
 class CompVisVDenoiser(DiscreteVDDPMDenoiser):
-    """mirrors k_diffusion/external.py CompVisVDenoiser."""
+    """Models k-diffusion's CompVisVDenoiser: v from ``model.apply_model(x, t, cond)``."""
 
     def __init__(self, model, quantize: bool = False, device: str = "cpu") -> None:
         super().__init__(model, model.alphas_cumprod, quantize=quantize)

@@ -1,88 +1,112 @@
-"""Stand-in for modules/sd_samplers_common.py (v1.10.1)."""
+"""Stand-in for modules/sd_samplers_common.py (v1.10.1): what the k-diffusion and timestep samplers share.
+
+Facts modelled: a sampler's registry entry (name, constructor, aliases, options; "second_order" samplers expect two
+denoiser evaluations per step); how img2img turns steps and denoising strength into a schedule length and the
+number of steps actually run; VAE decoding/encoding of latents; which samplers consume the "eta noise seed delta";
+the per-step callback (``state.sampling_step`` = the callback's ``i``, interrupt by ``stop_at``); the refiner switch;
+the substitution of k-diffusion's ``torch`` so that its ``randn_like`` draws from the per-seed ``p.rng``; the
+collection of sampler keyword arguments (eta, sigma churn/tmin/tmax/noise) with their infotext entries.
+"""
 
 from __future__ import annotations
 
 import inspect
-from collections import namedtuple
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import k_diffusion.sampling
 import torch
 from modules import devices, shared
+from modules.script_callbacks import ExtraNoiseParams, extra_noise_callback
 from modules.shared import opts, state
 
-SamplerDataTuple = namedtuple("SamplerData", ["name", "constructor", "aliases", "options"])
 
+class SamplerData(NamedTuple):
+    """A registered sampler (the WebUI's namedtuple "SamplerData")."""
 
-class SamplerData(SamplerDataTuple):
-    """mirrors sd_samplers_common.SamplerData: total_steps doubles the step count for 'second_order' samplers."""
+    name: str
+    constructor: Callable
+    aliases: list
+    options: dict
 
     def total_steps(self, steps: int) -> int:
-        if self.options.get("second_order", False):
-            steps = steps * 2
-        return steps
+        """Expected denoiser evaluations: twice the steps for samplers flagged "second_order"."""
+        return 2 * steps if self.options.get("second_order", False) else steps
 
 
 def setup_img2img_steps(p, steps: int | None = None) -> tuple[int, int]:
-    """mirrors sd_samplers_common.setup_img2img_steps: (schedule length, t_enc)."""
-    if opts.img2img_fix_steps or steps is not None:
-        requested_steps = steps or p.steps
-        steps = int(requested_steps / min(p.denoising_strength, 0.999)) if p.denoising_strength > 0 else 0
-        t_enc = requested_steps - 1
-    else:
-        steps = p.steps
-        t_enc = int(min(p.denoising_strength, 0.999) * steps)
-    return steps, t_enc
+    """(length of the full schedule, t_enc) of an img2img pass; t_enc + 1 steps are run.
+
+    By default the schedule has p.steps steps and int(strength * steps) of them run (strength capped at 0.999);
+    with the "img2img_fix_steps" option or explicit ``steps`` exactly that many run, the schedule being stretched
+    to int(steps / strength) (0 when the strength is 0).
+    """
+    strength = min(p.denoising_strength, 0.999)
+    if not (opts.img2img_fix_steps or steps is not None):
+        return p.steps, int(strength * p.steps)
+    wanted = steps or p.steps
+    schedule = int(wanted / strength) if p.denoising_strength > 0 else 0
+    return schedule, wanted - 1
 
 
 approximation_indexes = {"Full": 0, "Approx NN": 1, "Approx cheap": 2, "TAESD": 3}
 
 
 def samples_to_images_tensor(sample: torch.Tensor, approximation: int | None = None, model=None) -> torch.Tensor:
-    """mirrors sd_samplers_common.samples_to_images_tensor (only the 'Full' VAE decode exists here): [-1, 1] images."""
-    if model is None:
-        model = shared.sd_model
+    """Latents to images in [-1, 1] (only the full VAE decode exists here)."""
+    vae_owner = shared.sd_model if model is None else model
     with devices.without_autocast():
-        return model.decode_first_stage(sample)
+        return vae_owner.decode_first_stage(sample)
 
 
-def decode_first_stage(model, x: torch.Tensor) -> torch.Tensor:  # mirrors sd_samplers_common.decode_first_stage
+def decode_first_stage(model, x: torch.Tensor) -> torch.Tensor:
     return samples_to_images_tensor(x, 0, model)
 
 
 def images_tensor_to_samples(image: torch.Tensor, approximation: int | None = None, model=None) -> torch.Tensor:
-    """mirrors sd_samplers_common.images_tensor_to_samples: image in [0, 1] -> latent."""
-    if model is None:
-        model = shared.sd_model
-    image = image.to(shared.device, dtype=devices.dtype_vae)
-    image = image * 2 - 1
-    if len(image) > 1:
-        return torch.stack(
-            [model.get_first_stage_encoding(model.encode_first_stage(torch.unsqueeze(img, 0)))[0] for img in image]
-        )
-    return model.get_first_stage_encoding(model.encode_first_stage(image))
+    """Images in [0, 1] to latents; a batch is encoded one image at a time."""
+    vae_owner = shared.sd_model if model is None else model
+
+    def encode(batch):
+        return vae_owner.get_first_stage_encoding(vae_owner.encode_first_stage(batch))
+
+    scaled = image.to(shared.device, dtype=devices.dtype_vae) * 2 - 1
+    if len(scaled) <= 1:
+        return encode(scaled)
+    return torch.stack([encode(one[None])[0] for one in scaled])
 
 
-def store_latent(decoded: torch.Tensor) -> None:  # mirrors sd_samplers_common.store_latent (no live previews)
+def store_latent(decoded: torch.Tensor) -> None:
+    """Keeps the preview latent in state (no live previews are rendered here)."""
     state.current_latent = decoded
 
 
-def is_sampler_using_eta_noise_seed_delta(p) -> bool:  # mirrors the sd_samplers_common function
+def is_sampler_using_eta_noise_seed_delta(p) -> bool:
+    """Whether the pass's sampler uses ENSD: flagged "uses_ensd" and its eta (the pass's, the sampler's, else the
+    default: 0 for "default_eta_is_0" samplers, 1 otherwise) is not 0."""
     from modules import sd_samplers
 
-    sampler_config = sd_samplers.find_sampler_config(p.sampler_name)
-    eta = p.eta
-    if eta is None and p.sampler is not None:
-        eta = p.sampler.eta
-    if eta is None and sampler_config is not None:
-        eta = 0 if sampler_config.options.get("default_eta_is_0", False) else 1.0
-    if eta == 0:
-        return False
-    return sampler_config.options.get("uses_ensd", False)
+    config = sd_samplers.find_sampler_config(p.sampler_name)
+    candidates = [p.eta, p.sampler.eta if p.sampler is not None else None]
+    if config is not None:
+        candidates.append(0 if config.options.get("default_eta_is_0", False) else 1.0)
+    eta = next((value for value in candidates if value is not None), None)
+    return eta != 0 and config.options.get("uses_ensd", False)
 
 
 class InterruptedException(BaseException):
-    """mirrors sd_samplers_common.InterruptedException (a BaseException: not caught by 'except Exception')."""
+    """Raised to stop sampling (a BaseException: not caught by 'except Exception')."""
+
+
+def add_extra_noise(p, x, noise, xi, scale):
+    """img2img's "Extra noise" option: lets scripts replace the noise (``extra_noise_callback``), then adds
+    noise * option value * ``scale`` to the noised latent ``xi`` and records the option in the infotext."""
+    if opts.img2img_extra_noise <= 0:
+        return xi
+    p.extra_generation_params["Extra noise"] = opts.img2img_extra_noise
+    params = ExtraNoiseParams(noise, x, xi)
+    extra_noise_callback(params)
+    return xi + params.noise * opts.img2img_extra_noise * scale
 
 
 def apply_refiner(cfg_denoiser, sigma=None) -> bool:
@@ -127,131 +151,155 @@ def apply_refiner(cfg_denoiser, sigma=None) -> bool:
 
 
 class TorchHijack:
-    """mirrors sd_samplers_common.TorchHijack: replaces k_diffusion.sampling.torch so randn_like uses p.rng."""
+    """Stands in for the ``torch`` module inside k-diffusion's sampling module: everything is torch's, except that
+    ``randn_like`` returns the next noise of the pass's per-seed generator ``p.rng``."""
 
     def __init__(self, p) -> None:
         self.rng = p.rng
 
-    def __getattr__(self, item: str) -> Any:
-        if item == "randn_like":
-            return self.randn_like
-        if hasattr(torch, item):
-            return getattr(torch, item)
-        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{item}'")
-
     def randn_like(self, x: torch.Tensor) -> torch.Tensor:
         return self.rng.next()
 
+    def __getattr__(self, item: str) -> Any:
+        try:
+            return getattr(torch, item)
+        except AttributeError:
+            raise AttributeError(f"'{type(self).__name__}' object has no attribute '{item}'") from None
+
+
+# keyword arguments of k-diffusion samplers that the WebUI's options override, with their infotext labels
+_SIGMA_PARAMETERS = (
+    ("s_churn", "Sigma churn"),
+    ("s_tmin", "Sigma tmin"),
+    ("s_tmax", "Sigma tmax"),
+    ("s_noise", "Sigma noise"),
+)
+
 
 class Sampler:
-    """mirrors sd_samplers_common.Sampler: shared state handling of the KDiffusion and timestep samplers."""
+    """The state and plumbing shared by the k-diffusion and timestep samplers of one pass."""
 
     def __init__(self, funcname) -> None:
         self.funcname = funcname
         self.func = funcname
+        self.config: SamplerData | None = None  # set by sd_samplers.create_sampler
+        self.options: dict = {}
         self.extra_params: list[str] = []
         self.sampler_noises = None
         self.stop_at = None
-        self.eta = None
-        self.config: SamplerData | None = None  # set by the function calling the constructor
-        self.last_latent = None
-        self.s_min_uncond = None
-        self.s_churn = 0.0
-        self.s_tmin = 0.0
-        self.s_tmax = float("inf")
-        self.s_noise = 1.0
-        self.eta_option_field = "eta_ancestral"
-        self.eta_infotext_field = "Eta"
-        self.eta_default = 1.0
-        self.conditioning_key = shared.sd_model.model.conditioning_key
         self.p = None
         self.model_wrap_cfg: Any = None
         self.sampler_extra_args: dict | None = None
-        self.options: dict = {}
+        self.last_latent = None
+        self.conditioning_key = shared.sd_model.model.conditioning_key
+        # eta: the option it defaults to, its infotext label and the value that is not recorded
+        self.eta = None
+        self.eta_option_field = "eta_ancestral"
+        self.eta_infotext_field = "Eta"
+        self.eta_default = 1.0
+        self.s_min_uncond = None
+        # the defaults of k-diffusion's churn parameters (Karras et al.'s S_churn, S_tmin, S_tmax, S_noise)
+        self.s_churn, self.s_tmin, self.s_tmax, self.s_noise = 0.0, 0.0, float("inf"), 1.0
 
     def callback_state(self, d: dict) -> None:
-        """mirrors Sampler.callback_state: k-diffusion's per-step callback sets state.sampling_step = d['i']."""
-        step = d["i"]
-        if self.stop_at is not None and step > self.stop_at:
+        """The per-step callback: the step index becomes ``state.sampling_step``; past ``stop_at`` it interrupts."""
+        if self.stop_at is not None and d["i"] > self.stop_at:
             raise InterruptedException
-        state.sampling_step = step
+        state.sampling_step = d["i"]
         shared.total_tqdm.update()
 
     def launch_sampling(self, steps: int, func):
-        """mirrors Sampler.launch_sampling: sets the denoiser's steps/total_steps and state; an interrupt returns the
-        last latent instead of raising."""
-        self.model_wrap_cfg.steps = steps
-        self.model_wrap_cfg.total_steps = self.config.total_steps(steps)
-        state.sampling_steps = steps
-        state.sampling_step = 0
+        """Runs ``func`` with the denoiser told the step count (and the expected evaluations) and the state reset;
+        an interrupt (or a RecursionError) ends the pass with the last latent instead of an error."""
+        denoiser = self.model_wrap_cfg
+        denoiser.steps, denoiser.total_steps = steps, self.config.total_steps(steps)
+        state.sampling_steps, state.sampling_step = steps, 0
         try:
             return func()
+        except InterruptedException:
+            return self.last_latent
         except RecursionError:
             print("Encountered RecursionError during sampling, returning last latent.")
-            return self.last_latent
-        except InterruptedException:
             return self.last_latent
 
     def number_of_needed_noises(self, p) -> int:
         return p.steps
 
+    def _accepts(self, name: str) -> bool:
+        return name in inspect.signature(self.func).parameters
+
     def initialize(self, p) -> dict:
-        """mirrors Sampler.initialize: binds p to the CFG denoiser, resets its step counter, hijacks k-diffusion's
-        torch and collects extra sampler kwargs (eta, churn...)."""
-        self.p = p
-        self.model_wrap_cfg.p = p
-        self.model_wrap_cfg.mask = p.mask if hasattr(p, "mask") else None
-        self.model_wrap_cfg.nmask = p.nmask if hasattr(p, "nmask") else None
-        self.model_wrap_cfg.step = 0
-        self.model_wrap_cfg.image_cfg_scale = getattr(p, "image_cfg_scale", None)
-        self.eta = p.eta if p.eta is not None else getattr(opts, self.eta_option_field, 0.0)
+        """Binds the pass to the CFG denoiser (mask, step counter from 0, image CFG scale), takes over k-diffusion's
+        ``torch`` and returns the keyword arguments the sampler function accepts: eta (recorded when not the
+        default) and the sigma parameters (options first, recorded and written to p when not the defaults)."""
+        denoiser = self.model_wrap_cfg
+        self.p = denoiser.p = p
+        denoiser.mask = getattr(p, "mask", None)
+        denoiser.nmask = getattr(p, "nmask", None)
+        denoiser.step = 0
+        denoiser.image_cfg_scale = getattr(p, "image_cfg_scale", None)
+        self.eta = getattr(opts, self.eta_option_field, 0.0) if p.eta is None else p.eta
         self.s_min_uncond = getattr(p, "s_min_uncond", 0.0)
 
         k_diffusion.sampling.torch = TorchHijack(p)
 
-        extra_params_kwargs = {}
-        for param_name in self.extra_params:
-            if hasattr(p, param_name) and param_name in inspect.signature(self.func).parameters:
-                extra_params_kwargs[param_name] = getattr(p, param_name)
-
-        if "eta" in inspect.signature(self.func).parameters:
+        kwargs = {name: getattr(p, name) for name in self.extra_params if hasattr(p, name) and self._accepts(name)}
+        if self._accepts("eta"):
             if self.eta != self.eta_default:
                 p.extra_generation_params[self.eta_infotext_field] = self.eta
-            extra_params_kwargs["eta"] = self.eta
+            kwargs["eta"] = self.eta
 
-        if len(self.extra_params) > 0:
-            s_churn = getattr(opts, "s_churn", p.s_churn)
-            s_tmin = getattr(opts, "s_tmin", p.s_tmin)
-            s_tmax = getattr(opts, "s_tmax", p.s_tmax) or self.s_tmax  # 0 = inf
-            s_noise = getattr(opts, "s_noise", p.s_noise)
-            if "s_churn" in extra_params_kwargs and s_churn != self.s_churn:
-                extra_params_kwargs["s_churn"] = s_churn
-                p.s_churn = s_churn
-                p.extra_generation_params["Sigma churn"] = s_churn
-            if "s_tmin" in extra_params_kwargs and s_tmin != self.s_tmin:
-                extra_params_kwargs["s_tmin"] = s_tmin
-                p.s_tmin = s_tmin
-                p.extra_generation_params["Sigma tmin"] = s_tmin
-            if "s_tmax" in extra_params_kwargs and s_tmax != self.s_tmax:
-                extra_params_kwargs["s_tmax"] = s_tmax
-                p.s_tmax = s_tmax
-                p.extra_generation_params["Sigma tmax"] = s_tmax
-            if "s_noise" in extra_params_kwargs and s_noise != self.s_noise:
-                extra_params_kwargs["s_noise"] = s_noise
-                p.s_noise = s_noise
-                p.extra_generation_params["Sigma noise"] = s_noise
+        if self.extra_params:
+            chosen = {name: getattr(opts, name, getattr(p, name)) for name, _ in _SIGMA_PARAMETERS}
+            chosen["s_tmax"] = chosen["s_tmax"] or self.s_tmax  # 0 means no upper bound
+            for name, label in _SIGMA_PARAMETERS:
+                value = chosen[name]
+                if name in kwargs and value != getattr(self, name):
+                    kwargs[name] = value
+                    setattr(p, name, value)
+                    p.extra_generation_params[label] = value
+        return kwargs
 
-        return extra_params_kwargs
+    def discards_penultimate_sigma(self, p) -> bool:
+        """The sampler's "discard_next_to_last_sigma" flag, or the option forcing it (then recorded in the infotext)."""
+        if self.config is not None and self.config.options.get("discard_next_to_last_sigma", False):
+            return True
+        if opts.always_discard_next_to_last_sigma:
+            p.extra_generation_params["Discard penultimate sigma"] = True
+            return True
+        return False
+
+    def run_sampler(self, p, x, steps: int, conditioning, unconditional_conditioning, image_conditioning, kwargs):
+        """Calls the sampler function on ``x`` with the CFG denoiser's arguments, counting ``steps`` steps, and
+        records the padding infotext afterwards."""
+        self.sampler_extra_args = {
+            "cond": conditioning,
+            "image_cond": image_conditioning,
+            "uncond": unconditional_conditioning,
+            "cond_scale": p.cfg_scale,
+            "s_min_uncond": self.s_min_uncond,
+        }
+
+        def call():
+            args = self.sampler_extra_args
+            return self.func(
+                self.model_wrap_cfg, x, extra_args=args, disable=False, callback=self.callback_state, **kwargs
+            )
+
+        samples = self.launch_sampling(steps, call)
+        self.add_infotext(p)
+        return samples
 
     def create_noise_sampler(self, x, sigmas, p):
-        """mirrors Sampler.create_noise_sampler: a seeded Brownian noise sampler for DPM++ SDE."""
+        """The SDE samplers' Brownian noise, seeded with the seeds of this batch (None when the
+        "no_dpmpp_sde_batch_determinism" option asks for plain noise)."""
         if shared.opts.no_dpmpp_sde_batch_determinism:
             return None
         from k_diffusion.sampling import BrownianTreeNoiseSampler
 
-        sigma_min, sigma_max = sigmas[sigmas > 0].min(), sigmas.max()
-        current_iter_seeds = p.all_seeds[p.iteration * p.batch_size : (p.iteration + 1) * p.batch_size]
-        return BrownianTreeNoiseSampler(x, sigma_min, sigma_max, seed=current_iter_seeds)
+        first = p.iteration * p.batch_size
+        seeds = p.all_seeds[first : first + p.batch_size]
+        return BrownianTreeNoiseSampler(x, sigmas[sigmas > 0].min(), sigmas.max(), seed=seeds)
 
     def sample(self, p, x, conditioning, unconditional_conditioning, steps=None, image_conditioning=None):
         raise NotImplementedError()
@@ -261,8 +309,12 @@ class Sampler:
     ):
         raise NotImplementedError()
 
-    def add_infotext(self, p) -> None:  # mirrors Sampler.add_infotext
-        if self.model_wrap_cfg.padded_cond_uncond:
-            p.extra_generation_params["Pad conds"] = True
-        if self.model_wrap_cfg.padded_cond_uncond_v0:
-            p.extra_generation_params["Pad conds v0"] = True
+    def add_infotext(self, p) -> None:
+        """Records whether the CFG denoiser padded cond/uncond during the pass."""
+        denoiser = self.model_wrap_cfg
+        for flag, label in (
+            (denoiser.padded_cond_uncond, "Pad conds"),
+            (denoiser.padded_cond_uncond_v0, "Pad conds v0"),
+        ):
+            if flag:
+                p.extra_generation_params[label] = True

@@ -1,98 +1,82 @@
-"""Stand-in for modules/sd_samplers_timesteps_impl.py: DDIM and PLMS on model timesteps (v1.10.1)."""
+"""Stand-in for modules/sd_samplers_timesteps_impl.py: DDIM and PLMS on the model's discrete timesteps.
+
+Written from the papers: DDIM is Song et al. 2021 (*Denoising Diffusion Implicit Models*, eq. 12), PLMS the pseudo
+linear multistep method of Liu et al. 2022 (*Pseudo Numerical Methods for Diffusion Models on Manifolds*): the DDIM
+update as the "transfer" part, its noise estimate replaced by a pseudo improved Euler average on the first step and
+Adams-Bashforth combinations of earlier estimates afterwards.
+
+Facts kept as in WebUI v1.10.1: ``timesteps`` ascends (e.g. 1, 51, ..., 951); the samplers walk it from the last entry
+down to the second (len - 1 steps), each step going to the entry below it; the model (the CFG denoiser) gets the
+timestep itself as its ``sigma``; the callback fires after each step's update, with ``sigma`` 0; DDIM draws one
+noise tensor per step from ``k_diffusion.sampling.torch`` (the WebUI's per-seed TorchHijack) whatever eta is.
+"""
 
 from __future__ import annotations
 
+import math
+
 import k_diffusion.sampling
-import numpy as np
 import torch
+
+# Adams-Bashforth weights (numerators newest first, denominator) by the number of noise estimates combined
+_ADAMS_BASHFORTH = {2: ((3, -1), 2), 3: ((23, -16, 5), 12), 4: ((55, -59, 37, -9), 24)}
+
+
+def _walk(model, timesteps):
+    """(step i, timestep, timestep below it, alpha_bar there, alpha_bar below) from the top of ``timesteps`` down."""
+    alpha_bar = model.inner_model.inner_model.alphas_cumprod
+    count = len(timesteps)
+    for i in range(count - 1):
+        t, t_below = timesteps[count - 1 - i], timesteps[count - 2 - i]
+        yield i, t, t_below, float(alpha_bar[t]), float(alpha_bar[t_below])
+
+
+def _x0_from_eps(x, eps, a_t: float):
+    """Song et al. eq. 12, the "predicted x0": (x - sqrt(1 - a_t) eps) / sqrt(a_t)."""
+    return (x - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)
+
+
+def _ddim_update(x0, eps, a_prev: float, spread: float = 0.0, noise=None):
+    """Song et al. eq. 12: sqrt(a_prev) x0 + sqrt(1 - a_prev - spread^2) eps (+ spread * noise)."""
+    out = math.sqrt(a_prev) * x0 + math.sqrt(1 - a_prev - spread**2) * eps
+    return out if noise is None else out + spread * noise
 
 
 @torch.no_grad()
 def ddim(model, x, timesteps, extra_args=None, callback=None, disable=None, eta=0.0):
-    """mirrors sd_samplers_timesteps_impl.ddim: iterates timesteps from the last down to index 1 (len - 1
-    evaluations), passing the timestep (e.g. 801, 601, ...) as the model's 'sigma'; callback after each step."""
-    alphas_cumprod = model.inner_model.inner_model.alphas_cumprod
-    alphas = alphas_cumprod[timesteps]
-    alphas_prev = alphas_cumprod[torch.nn.functional.pad(timesteps[:-1], pad=(1, 0))].to(torch.float64)
-    sqrt_one_minus_alphas = torch.sqrt(1 - alphas)
-    sigmas = eta * np.sqrt(
-        (1 - alphas_prev.cpu().numpy()) / (1 - alphas.cpu()) * (1 - alphas.cpu() / alphas_prev.cpu().numpy())
-    )
-
-    extra_args = {} if extra_args is None else extra_args
-    s_in = x.new_ones(x.shape[0])
-    s_x = x.new_ones((x.shape[0], 1, 1, 1))
-    for i in range(len(timesteps) - 1):
-        index = len(timesteps) - 1 - i
-
-        e_t = model(x, timesteps[index].item() * s_in, **extra_args)
-
-        a_t = alphas[index].item() * s_x
-        a_prev = alphas_prev[index].item() * s_x
-        sigma_t = sigmas[index].item() * s_x
-        sqrt_one_minus_at = sqrt_one_minus_alphas[index].item() * s_x
-
-        pred_x0 = (x - sqrt_one_minus_at * e_t) / a_t.sqrt()
-        dir_xt = (1.0 - a_prev - sigma_t**2).sqrt() * e_t
-        noise = sigma_t * k_diffusion.sampling.torch.randn_like(x)
-        x = a_prev.sqrt() * pred_x0 + dir_xt + noise
-
+    """Models the WebUI's ddim: one evaluation per step at the timestep; eta scales the stochastic part,
+    spread = eta sqrt((1 - a_prev) / (1 - a_t) (1 - a_t / a_prev)) (eta 0: deterministic DDIM)."""
+    extra_args = extra_args or {}
+    batch = x.new_ones(x.shape[0])
+    for i, t, _, a_t, a_prev in _walk(model, timesteps):
+        eps = model(x, t.item() * batch, **extra_args)
+        spread = eta * math.sqrt((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev))
+        x0 = _x0_from_eps(x, eps, a_t)
+        x = _ddim_update(x0, eps, a_prev, spread, k_diffusion.sampling.torch.randn_like(x))
         if callback is not None:
-            callback({"x": x, "i": i, "sigma": 0, "sigma_hat": 0, "denoised": pred_x0})
-
+            callback({"x": x, "i": i, "sigma": 0, "sigma_hat": 0, "denoised": x0})
     return x
 
 
 @torch.no_grad()
 def plms(model, x, timesteps, extra_args=None, callback=None, disable=None):
-    """mirrors sd_samplers_timesteps_impl.plms: the first step evaluates the model twice (pseudo improved Euler),
-    later steps once (pseudo linear multistep)."""
-    alphas_cumprod = model.inner_model.inner_model.alphas_cumprod
-    alphas = alphas_cumprod[timesteps]
-    alphas_prev = alphas_cumprod[torch.nn.functional.pad(timesteps[:-1], pad=(1, 0))].to(torch.float64)
-    sqrt_one_minus_alphas = torch.sqrt(1 - alphas)
-
-    extra_args = {} if extra_args is None else extra_args
-    s_in = x.new_ones([x.shape[0]])
-    s_x = x.new_ones((x.shape[0], 1, 1, 1))
-    old_eps: list[torch.Tensor] = []
-
-    def get_x_prev_and_pred_x0(e_t, index):
-        a_t = alphas[index].item() * s_x
-        a_prev = alphas_prev[index].item() * s_x
-        sqrt_one_minus_at = sqrt_one_minus_alphas[index].item() * s_x
-        pred_x0 = (x - sqrt_one_minus_at * e_t) / a_t.sqrt()
-        dir_xt = (1.0 - a_prev).sqrt() * e_t
-        x_prev = a_prev.sqrt() * pred_x0 + dir_xt
-        return x_prev, pred_x0
-
-    for i in range(len(timesteps) - 1):
-        index = len(timesteps) - 1 - i
-        ts = timesteps[index].item() * s_in
-        t_next = timesteps[max(index - 1, 0)].item() * s_in
-
-        e_t = model(x, ts, **extra_args)
-
-        if len(old_eps) == 0:
-            x_prev, pred_x0 = get_x_prev_and_pred_x0(e_t, index)
-            e_t_next = model(x_prev, t_next, **extra_args)
-            e_t_prime = (e_t + e_t_next) / 2
-        elif len(old_eps) == 1:
-            e_t_prime = (3 * e_t - old_eps[-1]) / 2
-        elif len(old_eps) == 2:
-            e_t_prime = (23 * e_t - 16 * old_eps[-1] + 5 * old_eps[-2]) / 12
+    """Models the WebUI's plms: the first step evaluates twice (at its timestep, then at the one below on the DDIM
+    transfer of x), averaging the two estimates; later steps evaluate once and combine the estimate with up to three
+    earlier ones (the raw estimates, not the combined ones) by Adams-Bashforth weights."""
+    extra_args = extra_args or {}
+    batch = x.new_ones([x.shape[0]])
+    history: list[torch.Tensor] = []  # raw noise estimates of earlier steps, newest first
+    for i, t, t_below, a_t, a_prev in _walk(model, timesteps):
+        eps = model(x, t.item() * batch, **extra_args)
+        if history:
+            weights, denominator = _ADAMS_BASHFORTH[len(history) + 1]
+            combined = sum(w * e for w, e in zip(weights, [eps, *history], strict=True)) / denominator
         else:
-            e_t_prime = (55 * e_t - 59 * old_eps[-1] + 37 * old_eps[-2] - 9 * old_eps[-3]) / 24
-
-        x_prev, pred_x0 = get_x_prev_and_pred_x0(e_t_prime, index)
-
-        old_eps.append(e_t)
-        if len(old_eps) >= 4:
-            old_eps.pop(0)
-
-        x = x_prev
-
+            transferred = _ddim_update(_x0_from_eps(x, eps, a_t), eps, a_prev)
+            combined = (eps + model(transferred, t_below.item() * batch, **extra_args)) / 2
+        history = [eps, *history][:3]
+        x0 = _x0_from_eps(x, combined, a_t)
+        x = _ddim_update(x0, combined, a_prev)
         if callback is not None:
-            callback({"x": x, "i": i, "sigma": 0, "sigma_hat": 0, "denoised": pred_x0})
-
+            callback({"x": x, "i": i, "sigma": 0, "sigma_hat": 0, "denoised": x0})
     return x
