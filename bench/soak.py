@@ -69,13 +69,17 @@ def run(generations: int, seed: int = 0) -> dict:
     torch.set_num_threads(1)
     model = FakeSD1Model()
     harness.start(str(ROOT), model)
+    from lib_negative_delay.settings import process_log
+
     logger = logging.getLogger("negative_prompt_delay")
-    level = logger.level
+    level, seen = logger.level, set(process_log.seen)
     logger.setLevel(logging.CRITICAL)
     try:
         return _soak(harness, model, generations, seed)
-    finally:
+    finally:  # leave the process as it was: log level, and which once-only messages were already said
         logger.setLevel(level)
+        process_log.seen.clear()
+        process_log.seen.update(seen)
 
 
 def _soak(harness, model, generations: int, seed: int) -> dict:
