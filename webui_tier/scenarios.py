@@ -1,0 +1,202 @@
+"""The scenarios the real-WebUI tier runs in both the WebUI and the stand-in (plain data).
+
+Each scenario: ``name``; ``endpoint`` (txt2img / img2img); ``payload``: an ``/sdapi/v1/<endpoint>`` request body
+(``init_image: "gray64"`` stands for a 64x64 mid-grey init image; ``script`` {name, args by label} is turned into
+``script_name``/``script_args`` from each side's ``/sdapi/v1/script-info``); ``compare``: how the two traces must
+agree (``exact``; ``latched``: the evaluation count depends on the model, so each trace must switch at its first
+level at or below the ``reference`` level and the first levels agree; ``auto``: the detector's decisions depend on
+the model, so each trace must be consistent with its own per-image switch steps, and the traces must be equal when
+those steps are); ``controls``: label -> payload changes for the control runs that tell the rows apart (default:
+EMPTY = the same request with negative prompt "", NEGATIVE = the same request; both with the extension off, one
+step of Euler, batch size 1, no hires fix, no script, no refiner).
+
+Sizes are 64x64 and steps 6-8 so that the tier runs in minutes on a CPU with random SD1.5 weights.
+"""
+
+from __future__ import annotations
+
+import copy
+
+TITLE = "Negative Prompt Delay"
+NEGATIVE = "glasses, hat"
+LONG_NEGATIVE = ", ".join(
+    f"{adj} {noun}"
+    for adj in ("blurry", "ugly", "distorted", "extra", "bad", "low quality", "deformed", "cropped", "grainy")
+    for noun in ("hands", "face", "eyes", "text", "watermark")
+)  # 90+ tokens: two 77-token chunks
+REFINER_CHECKPOINT = "random-sd15-refiner"
+LORA = "npd-test"
+
+BASE = {
+    "prompt": "a cat",
+    "negative_prompt": NEGATIVE,
+    "steps": 6,
+    "width": 64,
+    "height": 64,
+    "seed": 1,
+    "cfg_scale": 7.0,
+    "sampler_name": "Euler",
+    "scheduler": "Automatic",
+    "batch_size": 1,
+    # every request names Clip skip: settings overridden through the API can outlive the request
+    "override_settings": {"CLIP_stop_at_last_layers": 1},
+    "alwayson_scripts": {TITLE: {"args": [True, 2]}},
+}
+
+SAMPLERS = [
+    "Euler",
+    "Euler a",
+    "LMS",
+    "Heun",
+    "DPM2",
+    "DPM2 a",
+    "DPM++ 2S a",
+    "DPM++ SDE",
+    "DPM++ 2M",
+    "DPM++ 2M SDE",
+    "DPM++ 2M SDE Heun",
+    "DPM++ 3M SDE",
+    "DPM fast",
+    "DPM adaptive",
+    "Restart",
+    "DDIM",
+    "DDIM CFG++",
+    "PLMS",
+    "UniPC",
+    "LCM",
+]
+
+SCHEDULE_TYPES = ["Karras", "Exponential", "Align Your Steps", "KL Optimal", "Beta", "DDIM"]
+
+
+def _payload(**changes) -> dict:
+    p = copy.deepcopy(BASE)
+    for key, value in changes.items():
+        if key == "override_settings":
+            p["override_settings"].update(value)
+        else:
+            p[key] = value
+    return p
+
+
+def _slug(text: str) -> str:
+    return text.lower().replace("+", "p").replace(" ", "-")
+
+
+def _npd(*args) -> dict:
+    return {TITLE: {"args": list(args)}}
+
+
+SCENARIOS: list[dict] = []
+
+for _sampler in SAMPLERS:
+    SCENARIOS.append(
+        {
+            "name": f"sampler-{_slug(_sampler)}",
+            "endpoint": "txt2img",
+            "payload": _payload(sampler_name=_sampler),
+            # DPM adaptive's step sizes follow the model's output: the count of evaluations differs between models
+            **(
+                {"compare": "latched", "reference": {"sampler_name": "Euler", "scheduler": "Automatic", "delay": 2}}
+                if _sampler == "DPM adaptive"
+                else {}
+            ),
+        }
+    )
+
+for _scheduler in SCHEDULE_TYPES:
+    SCENARIOS.append(
+        {
+            "name": f"img2img-schedule-{_slug(_scheduler)}",
+            "endpoint": "img2img",
+            "payload": _payload(
+                init_image="gray64",
+                steps=8,
+                scheduler=_scheduler,
+                denoising_strength=0.75,
+                alwayson_scripts=_npd(True, 3),
+            ),
+        }
+    )
+
+SCENARIOS += [
+    {"name": "batch-2", "endpoint": "txt2img", "payload": _payload(batch_size=2)},
+    {"name": "and-prompt", "endpoint": "txt2img", "payload": _payload(prompt="a cat AND a red hat :0.7")},
+    {"name": "long-negative", "endpoint": "txt2img", "payload": _payload(negative_prompt=LONG_NEGATIVE)},
+    {
+        "name": "img2img-euler-0.6",
+        "endpoint": "img2img",
+        "payload": _payload(init_image="gray64", steps=8, denoising_strength=0.6, alwayson_scripts=_npd(True, 5)),
+    },
+    {
+        "name": "img2img-ddim-0.6",
+        "endpoint": "img2img",
+        "payload": _payload(
+            init_image="gray64", steps=8, sampler_name="DDIM", denoising_strength=0.6, alwayson_scripts=_npd(True, 5)
+        ),
+    },
+    {
+        "name": "hires-fix",
+        "endpoint": "txt2img",
+        "payload": _payload(
+            steps=8,
+            enable_hr=True,
+            hr_scale=2,
+            hr_upscaler="Latent",
+            hr_second_pass_steps=4,
+            denoising_strength=0.6,
+            alwayson_scripts=_npd(True, 3),
+        ),
+    },
+    {
+        "name": "clip-skip-2",
+        "endpoint": "txt2img",
+        "payload": _payload(override_settings={"CLIP_stop_at_last_layers": 2}),
+    },
+    {
+        "name": "xyz-delay",
+        "endpoint": "txt2img",
+        # the axis alone turns the extension on: the panel stays off
+        "payload": _payload(
+            alwayson_scripts=_npd(False, 0),
+            script={
+                "name": "X/Y/Z plot",
+                "args": {
+                    "X type": "[Negative Delay] Delay",
+                    "X values": "0,2,4",
+                    "Y type": "Nothing",
+                    "Z type": "Nothing",
+                },
+            },
+        ),
+    },
+    {
+        "name": "auto-mode",
+        "endpoint": "txt2img",
+        "payload": _payload(batch_size=2, alwayson_scripts=_npd(True, 3, True, 0.5, 0, 3)),
+        "compare": "auto",
+    },
+    {
+        "name": "refiner",
+        "endpoint": "txt2img",
+        "payload": _payload(
+            steps=8,
+            # API requests name the refiner in these fields: the built-in Refiner script's setup is UI-only
+            refiner_checkpoint=REFINER_CHECKPOINT,
+            refiner_switch_at=0.5,
+            alwayson_scripts=_npd(True, 6),
+        ),
+        "controls": {
+            "EMPTY": {"negative_prompt": ""},
+            "NEGATIVE": {},
+            "EMPTY(refiner)": {"negative_prompt": "", "override_settings": {"sd_model_checkpoint": REFINER_CHECKPOINT}},
+            "NEGATIVE(refiner)": {"override_settings": {"sd_model_checkpoint": REFINER_CHECKPOINT}},
+        },
+    },
+    {"name": "lora", "endpoint": "txt2img", "payload": _payload(prompt=f"a cat <lora:{LORA}:0.8>")},
+]
+
+DEFAULT_CONTROLS = {"EMPTY": {"negative_prompt": ""}, "NEGATIVE": {}}
+
+BY_NAME = {s["name"]: s for s in SCENARIOS}
+assert len(BY_NAME) == len(SCENARIOS), "scenario names must be unique"

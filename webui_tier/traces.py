@@ -1,0 +1,415 @@
+"""Run a scenario in the real WebUI (HTTP API) or in the stand-in, and reduce it to a comparable trace.
+
+Both sides run the same request body with the trace extension (``trace_extension/scripts/zz_npd_trace.py``)
+installed. A trace is ``{"gens": [{"passes": [{"is_hr_pass", "steps", "evals": [{"denoiser_step",
+"sampling_step", "level", "labels"}]}]}], "unet_rows", "infotexts"}``; ``labels`` holds one label per uncond row:
+the control whose uncond that row equals (``EMPTY``, ``NEGATIVE``, …), or ``OTHER``.
+
+Controls: the same request with the extension off, one Euler step, batch size 1 and the control's changes (negative
+prompt "" for EMPTY). Real WebUI: rows are matched by the trace's per-chunk signatures (equal to rel. 1e-5 of the
+chunk's absolute sum: one-row and batched text-encoder calls may differ in the last bits). Stand-in: by the uncond
+tensors themselves (atol 1e-6). A row of k chunks matches a control of m chunks when k is a multiple of m and every
+chunk equals the control's chunk at the same position modulo m (an empty prompt padded to a long negative's
+length is the empty chunk repeated).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import importlib
+import io
+import json
+import os
+import re
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TRACE_EXTENSION = ROOT / "webui_tier" / "trace_extension"
+TRACE_TITLE = "NPD trace"
+NPD_TITLE = "Negative Prompt Delay"
+SIGNATURE_RTOL = 1e-5
+TENSOR_ATOL = 1e-6
+
+
+# --- request bodies ---------------------------------------------------------------------------------------------
+
+
+def control_payload(payload: dict, changes: dict) -> dict:
+    """The control request for a scenario's payload: extension off, one Euler step, batch 1, plus ``changes``."""
+    p = copy.deepcopy(payload)
+    for key in (
+        "script",
+        "init_image",
+        "enable_hr",
+        "hr_scale",
+        "hr_upscaler",
+        "hr_second_pass_steps",
+        "denoising_strength",
+        "n_iter",
+        "refiner_checkpoint",
+        "refiner_switch_at",
+    ):
+        p.pop(key, None)
+    p.update(steps=1, sampler_name="Euler", scheduler="Automatic", batch_size=1)
+    p["alwayson_scripts"] = {NPD_TITLE: {"args": [False, 0]}}
+    for key, value in changes.items():
+        if key == "override_settings":
+            p.setdefault("override_settings", {}).update(value)
+        else:
+            p[key] = value
+    return p
+
+
+def resolve_script_args(script: dict, script_info: list[dict], is_img2img: bool) -> tuple[str, list]:
+    """``{"name": title, "args": {label: value}}`` -> (script_name, script_args) by the side's script-info: defaults
+    from each arg's value; a label names its first arg of that label; a value for an arg with choices that is one
+    of its labels becomes its index (the X/Y/Z axis dropdowns are index-typed)."""
+    name = script["name"].lower()
+    info = next((s for s in script_info if s["name"] == name and bool(s["is_img2img"]) == is_img2img), None)
+    if info is None:
+        raise KeyError(f"script {script['name']!r} not in script-info")
+    args = [a.get("value") for a in info["args"]]
+    labels = [a.get("label") for a in info["args"]]
+    for label, value in script["args"].items():
+        i = labels.index(label)
+        choices = info["args"][i].get("choices")
+        if choices and isinstance(value, str) and value in choices:
+            value = choices.index(value)
+        args[i] = value
+    return name, args
+
+
+def gray_png_base64(size: int) -> str:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (size, size), (128, 128, 128)).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+# --- sides ------------------------------------------------------------------------------------------------------
+
+
+class RealWebUI:
+    """A running WebUI (``WEBUI_URL``) with the extension and the trace extension installed."""
+
+    name = "webui"
+
+    def __init__(self, url: str, timeout: float = 1800) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self._script_info = None
+
+    def _request(self, path: str, body: dict | None = None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as r:
+                return json.load(r)
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(f"{path}: HTTP {e.code}: {e.read()[:2000]!r}") from e
+
+    def check(self) -> None:
+        try:
+            self._request("/npd-trace/version")
+        except Exception as e:
+            raise RuntimeError(
+                f"{self.url} has no trace extension ({e}); install it with bash webui_tier/install.sh WEBUI_DIR and "
+                "restart the WebUI"
+            ) from e
+        names = {s["name"] for s in self.script_info()}
+        if NPD_TITLE.lower() not in names:
+            raise RuntimeError(f"{self.url}: the extension is not installed (script-info has no {NPD_TITLE!r})")
+
+    def script_info(self) -> list[dict]:
+        if self._script_info is None:
+            self._script_info = self._request("/sdapi/v1/script-info")
+        return self._script_info
+
+    def run(self, endpoint: str, payload: dict) -> dict:
+        body = copy.deepcopy(payload)
+        if "init_image" in body:
+            body["init_images"] = [gray_png_base64(int(body.pop("init_image").removeprefix("gray")))]
+        if "script" in body:
+            body["script_name"], body["script_args"] = resolve_script_args(
+                body.pop("script"), self.script_info(), endpoint == "img2img"
+            )
+        tag = uuid.uuid4().hex
+        body.setdefault("alwayson_scripts", {})[TRACE_TITLE] = {"args": [tag]}
+        self._request(f"/sdapi/v1/{endpoint}", body)
+        records = self._request(f"/npd-trace/records?tag={tag}")["records"]
+        if not records:
+            raise RuntimeError("the trace extension recorded nothing for this request")
+        return {"records": records, "unet_rows": records[-1]["unet_rows"]}
+
+    def timing(self, **body) -> dict:
+        return self._request("/npd-trace/timing", body)
+
+
+class StandIn:
+    """The stand-in (webui_standin) with the extension and the trace extension, driven through its API object."""
+
+    name = "standin"
+
+    def __init__(self) -> None:
+        for path in (str(ROOT), str(ROOT / "webui_standin")):
+            if path not in sys.path:
+                sys.path.insert(0, path)
+        import harness
+        from fake_models import FakeSD1Model
+        from modules import scripts, sd_models
+
+        from webui_tier import scenarios
+
+        self.harness = harness
+        self.model = FakeSD1Model(name="random-sd15")
+        self.checkpoints = {
+            scenarios.REFINER_CHECKPOINT: FakeSD1Model(seed=7, name=scenarios.REFINER_CHECKPOINT),
+        }
+        harness.start(str(ROOT), self.model, more_extensions=[str(TRACE_EXTENSION)])
+        for model in self.checkpoints.values():
+            sd_models.register_checkpoint(model)
+        self.api = harness.api()
+        self.tracer = next(d.module for d in scripts.scripts_data if d.path.endswith("zz_npd_trace.py"))
+        self._sd_models = sd_models
+
+    def script_info(self) -> list[dict]:
+        return [s.dict() for s in self.api.get_script_info()]
+
+    def run(self, endpoint: str, payload: dict) -> dict:
+        import torch
+
+        body = copy.deepcopy(payload)
+        if "init_image" in body:
+            size = int(body.pop("init_image").removeprefix("gray"))
+            body["init_images"] = [torch.full((3, size, size), 128 / 255)]
+        if "script" in body:
+            body["script_name"], body["script_args"] = resolve_script_args(
+                body.pop("script"), self.script_info(), endpoint == "img2img"
+            )
+        body.setdefault("alwayson_scripts", {})[TRACE_TITLE] = {"args": ["standin"]}
+        # the stand-in holds one model object: a control on another checkpoint swaps the object for the request
+        checkpoint = (body.get("override_settings") or {}).pop("sd_model_checkpoint", None)
+        if checkpoint is not None:
+            self.harness.switch_model(self.checkpoints[checkpoint])
+        model = self.harness.current().model
+        model.reset_calls()
+        self.tracer.SINK = sink = []
+        try:
+            if endpoint == "img2img":
+                self.api.img2imgapi(body)
+            else:
+                self.api.text2imgapi(body)
+        finally:
+            self.tracer.SINK = None
+            if checkpoint is not None:
+                self.harness.switch_model(self.model)
+        return {"records": sink, "unet_rows": sum(c.x_shape[0] for c in model.calls)}
+
+
+# --- classification -----------------------------------------------------------------------------------------------
+
+
+def _signature_close(a: list, b: list) -> bool:
+    tol = SIGNATURE_RTOL * max(abs(a[1]), abs(b[1]), 1.0)
+    return all(abs(x - y) <= tol for x, y in zip(a, b, strict=True))
+
+
+def _signature_row_matches(row: list, control: list) -> bool:
+    k, m = len(row), len(control)
+    return k % m == 0 and all(_signature_close(row[i], control[i % m]) for i in range(k))
+
+
+def _tensor_row_matches(row, control) -> bool:
+    import torch
+
+    k, m = row.shape[0], control.shape[0]
+    if k % m:
+        return False
+    return bool(
+        torch.allclose(
+            row.reshape(k // m, *control.shape), control.expand(k // m, *control.shape), rtol=0, atol=TENSOR_ATOL
+        )
+    )
+
+
+def _crossattn(c):
+    return c["crossattn"] if isinstance(c, dict) else c
+
+
+def _row_references(side, run: dict) -> object:
+    """The uncond row 0 of the control's first evaluation (signatures, or the tensor on the stand-in)."""
+    first = next(r for r in run["records"] if r["event"] == "eval")
+    if isinstance(side, StandIn):
+        return _crossattn(first["uncond_tensor"])[0]
+    u = first["uncond"]
+    return (u["crossattn"] if "crossattn" in u else u)["rows"][0]
+
+
+def _row_labels(side, rec: dict, references: dict) -> list[str]:
+    labels = []
+    if isinstance(side, StandIn):
+        rows = list(_crossattn(rec["uncond_tensor"]))
+        match = _tensor_row_matches
+    else:
+        u = rec["uncond"]
+        rows = (u["crossattn"] if "crossattn" in u else u)["rows"]
+        match = _signature_row_matches
+    for row in rows:
+        labels.append(next((label for label, ref in references.items() if match(row, ref)), "OTHER"))
+    return labels
+
+
+def normalise(side, run: dict, references: dict) -> dict:
+    gens, infotexts = [], []
+    for rec in run["records"]:
+        ev = rec["event"]
+        if ev == "gen":
+            gens.append({"class": rec["class"], "passes": []})
+        elif ev == "pass":
+            gens[-1]["passes"].append(
+                {"is_hr_pass": rec["is_hr_pass"], "steps": rec["steps"], "sampler": rec["sampler"], "evals": []}
+            )
+        elif ev == "eval":
+            gens[-1]["passes"][-1]["evals"].append(
+                {
+                    "denoiser_step": rec["denoiser_step"],
+                    "sampling_step": rec["sampling_step"],
+                    "level": rec["level"],
+                    "labels": _row_labels(side, rec, references),
+                }
+            )
+        elif ev == "end":
+            infotexts += rec["infotexts"]
+    return {"gens": gens, "unet_rows": run["unet_rows"], "infotexts": infotexts}
+
+
+class Runner:
+    """Runs scenarios on one side, caching control runs (most scenarios share theirs)."""
+
+    def __init__(self, side) -> None:
+        self.side = side
+        self._controls: dict[str, object] = {}
+
+    def reference(self, payload: dict, changes: dict):
+        body = control_payload(payload, changes)
+        key = json.dumps(body, sort_keys=True)
+        if key not in self._controls:
+            self._controls[key] = _row_references(self.side, self.side.run("txt2img", body))
+        return self._controls[key]
+
+    def trace(self, scenario: dict, default_controls: dict) -> dict:
+        controls = scenario.get("controls", default_controls)
+        references = {label: self.reference(scenario["payload"], ch) for label, ch in controls.items()}
+        labels = list(references)
+        match = _tensor_row_matches if isinstance(self.side, StandIn) else _signature_row_matches
+        same = [(a, b) for i, a in enumerate(labels) for b in labels[i + 1 :] if match(references[a], references[b])]
+        if same:
+            raise AssertionError(f"{self.side.name}: controls {same} encode alike: the rows cannot be told apart")
+        run = self.side.run(scenario["endpoint"], scenario["payload"])
+        return normalise(self.side, run, references)
+
+
+# --- comparison ---------------------------------------------------------------------------------------------------
+
+_NPD_KEY = re.compile(r"(Negative delay[^:,]*): ([^,]*)")
+
+
+def npd_infotext(infotexts: list[str]) -> list[dict]:
+    return [dict(_NPD_KEY.findall(t)) for t in infotexts]
+
+
+def _rel_close(a: float, b: float, rtol: float = 1e-3) -> bool:
+    return abs(a - b) <= rtol * max(abs(a), abs(b), 1e-12)
+
+
+def compare_exact(real: dict, standin: dict) -> list[str]:
+    """Every difference between two traces (empty when they agree)."""
+    diffs = []
+    if len(real["gens"]) != len(standin["gens"]):
+        return [f"generations: webui {len(real['gens'])}, stand-in {len(standin['gens'])}"]
+    for g, (gr, gs) in enumerate(zip(real["gens"], standin["gens"], strict=True)):
+        if len(gr["passes"]) != len(gs["passes"]):
+            diffs.append(f"gen {g}: passes webui {len(gr['passes'])}, stand-in {len(gs['passes'])}")
+            continue
+        for k, (pr, ps) in enumerate(zip(gr["passes"], gs["passes"], strict=True)):
+            where = f"gen {g} pass {k}"
+            if len(pr["evals"]) != len(ps["evals"]):
+                diffs.append(f"{where}: evaluations webui {len(pr['evals'])}, stand-in {len(ps['evals'])}")
+            for er, es in zip(pr["evals"], ps["evals"], strict=False):
+                at = f"{where} eval {er['denoiser_step']}"
+                for key in ("denoiser_step", "sampling_step"):
+                    if er[key] != es[key]:
+                        diffs.append(f"{at}: {key} webui {er[key]}, stand-in {es[key]}")
+                if not _rel_close(er["level"], es["level"]):
+                    diffs.append(f"{at}: level webui {er['level']:.6g}, stand-in {es['level']:.6g}")
+                if er["labels"] != es["labels"]:
+                    diffs.append(f"{at}: rows webui {er['labels']}, stand-in {es['labels']}")
+    if real["unet_rows"] != standin["unet_rows"]:
+        diffs.append(f"UNet rows: webui {real['unet_rows']}, stand-in {standin['unet_rows']}")
+    ir, is_ = npd_infotext(real["infotexts"]), npd_infotext(standin["infotexts"])
+    if ir != is_:
+        diffs.append(f"infotext: webui {ir}, stand-in {is_}")
+    return diffs
+
+
+def latched_errors(trace: dict, threshold: float) -> list[str]:
+    """Each row: EMPTY up to the first evaluation at or below ``threshold``, NEGATIVE from it on."""
+    errors = []
+    for g, gen in enumerate(trace["gens"]):
+        for k, p in enumerate(gen["passes"]):
+            reached = False
+            for e in p["evals"]:
+                reached = reached or e["level"] <= threshold * (1 + 1e-5)
+                want = "NEGATIVE" if reached else "EMPTY"
+                if any(lab != want for lab in e["labels"]):
+                    errors.append(
+                        f"gen {g} pass {k} eval {e['denoiser_step']} level {e['level']:.5g}: "
+                        f"rows {e['labels']}, expected {want} (threshold {threshold:.5g})"
+                    )
+    return errors
+
+
+def auto_errors(trace: dict, earliest: int, latest: int) -> list[str]:
+    """Auto mode, one pass, fixed-structure sampler: image i switched at step k_i (infotext): its rows are EMPTY
+    for steps 0..k_i (a measured switch: the step's extra evaluation becomes its uncond, the callback saw EMPTY)
+    or 0..k_i-1 (a forced switch at the latest step), NEGATIVE after; the UNet ran one extra row per image and
+    measured step (steps earliest..min(k_i, latest - 1))."""
+    errors = []
+    (gen,) = trace["gens"]
+    (p,) = gen["passes"]
+    info = npd_infotext(trace["infotexts"])
+    steps = [int(v) for v in info[0]["Negative delay steps"].split()]
+    batch = len(p["evals"][0]["labels"])
+    if len(steps) != batch:
+        return [f"infotext steps {steps} for a batch of {batch}"]
+    for i, k in enumerate(steps):
+        empties = k + 1 if k < latest else k
+        want = ["EMPTY"] * empties + ["NEGATIVE"] * (len(p["evals"]) - empties)
+        got = [e["labels"][i] for e in p["evals"]]
+        if got != want:
+            errors.append(f"image {i} (switch step {k}): rows {got}, expected {want}")
+    extra = sum(max(0, min(k, latest - 1) - earliest + 1) for k in steps)
+    base = 2 * batch * len(p["evals"])
+    if trace["unet_rows"] != base + extra:
+        errors.append(f"UNet rows {trace['unet_rows']}, expected {base} + {extra} extra for steps {steps}")
+    return errors
+
+
+def save(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1, default=str))
+
+
+def import_scenarios():
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return importlib.import_module("webui_tier.scenarios")
+
+
+OUT_DIR = Path(os.environ.get("WEBUI_TIER_OUT", ROOT / "webui_tier" / "out"))
