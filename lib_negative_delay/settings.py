@@ -159,3 +159,4 @@ class GenerationState:
     detector: object = None  # AlignmentDetector of the current pass (auto mode)
     starts: list | None = None  # per-image first negative (equivalent) step of the hires pass (auto mode)
     auto_steps: list | None = None  # per-image switch steps of the first pass, for the hires pass
+    seam: object = None  # forge_auto.Seam of the current pass (auto mode in a fork)

@@ -195,7 +195,7 @@ def test_one_log_line_per_generation(sd1, ext_log):
         n_iter=2,
         alwayson_scripts={TITLE: {"args": [True, 3]}},
     )
-    assert ext_log.messages == ["negative prompt from step 3 of 8"]
+    assert ext_log.messages == ["negative prompt from step 3 of 8 [AUTOMATIC1111]"]
 
 
 def test_batch_count_swaps_every_iteration(sd1):

@@ -40,7 +40,7 @@ from lib_negative_delay.settings import (
     parse_sensitivity,
     process_log,
 )
-from lib_negative_delay.webui import empty_cond, levels, probe
+from lib_negative_delay.webui import empty_cond, forge_auto, host, levels, probe
 
 STATE_ATTR = "negative_prompt_delay_state"
 OVERRIDE_ENABLED = "negative_prompt_delay_enabled"  # set by X/Y/Z axes; preferred over the UI value
@@ -122,15 +122,22 @@ def start_generation(p: Any, enabled: object, delay: object, *auto_args: object)
         state.failed = True
         return state
     steps = int(p.steps)
+    refusal = _unsupported(p)
+    if refusal:
+        state.log.error(f"{refusal}; negative prompt applied as usual [{host.detect().label}]")
+        state.failed = True
+        return state
     state.never = settings.delay >= steps  # also when a scheduler runs more steps than asked (DDIM at 30: 31)
+    label = f" [{host.detect().label}]"
     if settings.auto:
         state.log.info(
             f"negative prompt from the detected critical step (sensitivity {settings.sensitivity:g}, "
-            f"steps {settings.auto_min}-{settings.auto_max} of {steps})"
+            f"steps {settings.auto_min}-{settings.auto_max} of {steps})" + label
         )
     elif settings.delay >= steps:
         state.log.warning(
             f"delay {settings.delay} is not below the {steps} sampling steps: the negative prompt is never applied"
+            + label
         )
     else:
         where = f"from step {settings.delay} of {steps}"
@@ -138,8 +145,26 @@ def start_generation(p: Any, enabled: object, delay: object, *auto_args: object)
             where = f"from the noise level of step {settings.delay} of {steps} (img2img: its first step at or below it)"
         elif getattr(p, "enable_hr", False):
             where += "; hires pass: from its first step at or below that step's noise level"
-        state.log.info("negative prompt " + where)
+        state.log.info("negative prompt " + where + label)
     return state
+
+
+SUPPORTED_FORGE_ENGINES = ("StableDiffusion", "StableDiffusion2", "StableDiffusionXL", "StableDiffusionXLRefiner")
+
+
+def _unsupported(p: Any) -> str | None:
+    """Why this generation cannot be delayed exactly on this host, or None."""
+    running = host.detect()
+    if running.family == host.FORGE2:
+        engine = type(getattr(p, "sd_model", None)).__name__
+        if engine not in SUPPORTED_FORGE_ENGINES:
+            return f"{running.name}: model type {engine} is not supported (SD1, SD2 and SDXL are)"
+    return None
+
+
+DYNAMIC_CLIP_SKIP = (
+    "reForge's dynamic Clip skip encodes the negative prompt anew during sampling, which is not supported"
+)
 
 
 def before_sampling(p: Any) -> None:
@@ -150,18 +175,26 @@ def before_sampling(p: Any) -> None:
     try:
         from modules import shared
 
+        if getattr(p, "dynamic_clip_skip_sets", None):  # set by reForge's setup_conds, after Script.process
+            state.failed = True
+            state.log.error(f"{DYNAMIC_CLIP_SKIP}; negative prompt applied as usual [{host.detect().label}]")
+            return
         is_hires = bool(getattr(p, "is_hr_pass", False))
         sampler = getattr(p, "sampler", None)
         state.prepared = False
         state.empty = state.empty_key = state.empty_identity = None
-        state.pattern_owner = state.detector = state.starts = None
+        state.pattern_owner = state.detector = state.starts = state.seam = None
         state.by_level, state.step_equiv, state.latched = False, 0, 0
         state.counting = not is_hires and not _is_img2img(p)
         if not is_hires or state.reference is None:
             state.reference = _reference(state, p, sampler, is_hires)
-        state.scale = levels.timestep_scale(shared.sd_model) if levels.is_timestep_sampler(sampler) else None
+        running = host.detect()
+        timesteps = running.sigma_is_timestep and levels.is_timestep_sampler(sampler)
+        state.scale = levels.timestep_scale(shared.sd_model) if timesteps else None
         if state.settings.auto:
             _setup_auto_pass(state, is_hires, int(getattr(p, "batch_size", 1) or 1))
+            if state.detector is not None and running.is_fork:
+                _install_seam(state, p, running)
         state.size = (int(p.hr_upscale_to_x), int(p.hr_upscale_to_y)) if is_hires else (int(p.width), int(p.height))
         state.prepared = True
     except Exception as exc:
@@ -194,6 +227,18 @@ def _setup_auto_pass(state: GenerationState, is_hires: bool, batch: int) -> None
         return
     state.detector = AlignmentDetector(batch, threshold_for(settings.sensitivity), settings.auto_min, settings.auto_max)
     state.auto_steps = None
+
+
+def _install_seam(state: GenerationState, p: Any, running: host.Host) -> None:
+    """Auto mode in a fork: measure in its post-CFG hook (``forge_auto``); the fixed delay if it has none."""
+    try:
+        state.seam = forge_auto.install(p, running)
+    except Exception as exc:
+        state.detector = None
+        state.log.warning(
+            f"auto-detection needs {running.name}'s post-CFG hook, which is not available here ({exc}); "
+            f"using the fixed delay {state.settings.delay}"
+        )
 
 
 def _sampler_pattern(denoiser: Any, p: Any) -> EvalPattern:
@@ -248,7 +293,18 @@ def _uses_negative(state: GenerationState, p: Any, params: Any, step: int) -> li
         try:
             if detector.needs(step):
                 images = detector.probing(step)
-                if images:
+                if images and state.seam is not None:
+                    state.seam.expect(
+                        forge_auto.Expected(
+                            detector,
+                            step,
+                            images,
+                            params.text_uncond,
+                            switched=lambda: _record_auto_steps(state, p),
+                            failed=lambda exc: _auto_failed(state, exc),
+                        )
+                    )
+                elif images:
                     _HANDOFF.append((state, p, probe.prepare(params, detector, step, images)))
                 _record_auto_steps(state, p)
             return detector.uses_negative(step)
@@ -285,6 +341,8 @@ def on_cfg_denoiser(params: Any) -> None:
     state: GenerationState | None = getattr(p, STATE_ATTR, None)
     if state is None or state.failed or not state.prepared:
         return
+    if state.seam is not None:
+        state.seam.expect(None)
     if params.text_uncond is None:  # no unconditional branch (CFG scale 1 in the forks): nothing to delay
         state.log.info("this evaluation has no negative conditioning (CFG scale 1?): nothing to delay")
         return

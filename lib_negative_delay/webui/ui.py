@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from lib_negative_delay import MAX_DELAY, TITLE
 from lib_negative_delay.settings import DelaySettings
-from lib_negative_delay.webui import options
+from lib_negative_delay.webui import host, options
 
 HELP = (
     "Until step *Delay* the negative prompt is left empty. Try 2-5 of 20-30 steps.\n\n"
@@ -45,7 +45,13 @@ def build(is_img2img: bool) -> list:
         with gr.Row():
             enabled = gr.Checkbox(label="Enabled", value=False, elem_id=f"negative_delay_{tab}_enabled")
             delay = step_slider(options.default_delay(), "Delay (sampling steps)", f"negative_delay_{tab}_delay")
-        auto = gr.Checkbox(label="Auto-detect critical step", value=False, elem_id=f"negative_delay_{tab}_auto")
+        note = host.panel_note(host.detect())
+        auto = gr.Checkbox(
+            label="Auto-detect critical step",
+            value=False,
+            elem_id=f"negative_delay_{tab}_auto",
+            **({"info": note} if note else {}),
+        )
         # The WebUI applies ui-config.json defaults after the whole UI is built, and no change event fires for them:
         # a saved "ticked" default would show ticked over a hidden row. So this checkbox always starts unticked.
         auto.do_not_save_to_config = True

@@ -1,0 +1,145 @@
+"""Auto mode in the forks (Forge, Forge Neo, Forge Classic, reForge): the measurement in the post-CFG hook.
+
+The forks never call ``cfg_denoised`` and build the cond/uncond batch themselves, so A1111's probe
+(``probe.py``) has nothing to work on.  What they offer instead (``docs/forks.md`` §3):
+
+- ``install`` (from ``process_before_every_sampling``, after the fork has reset its UNet patcher) puts a clone of
+  ``p.sd_model.forge_objects.unet`` back with two functions of this pass's ``Seam``: a conditioning modifier,
+  which sees the evaluation's CFG scale (Forge does not pass it to post-CFG functions), and a post-CFG function;
+- ``on_cfg_denoiser`` (the callback still fires in every fork) calls ``Seam.expect`` with the images to probe
+  and their real negative conditioning, before it swaps the empty prompt in;
+- the post-CFG function gets the guided result and both predictions (x0, one row per image).  It evaluates the
+  real negative (one extra model call over the batch's rows), measures the alignment exactly as in A1111, and
+  for the images that switch replaces the uncond's share of the guided result: with
+  ``cfg = u + (c - u)·s·k`` (``k``: the sum of AND weights when not 1), ``cfg' = cfg + (1 - s·k)(u' - u)``.
+
+The extra call evaluates every row of the batch, not only the undecided images: the forks truncate or repeat
+condition tensors to the batch they are given, so a subset of rows cannot be built without their internals.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from lib_negative_delay.conditioning import Cond
+from lib_negative_delay.detector import AlignmentDetector, alignment
+from lib_negative_delay.webui.host import FORGE2, Host
+
+
+@dataclass
+class Expected:
+    """One evaluation's probe, handed from ``on_cfg_denoiser`` to the post-CFG function."""
+
+    detector: AlignmentDetector
+    step: int
+    images: list[int]
+    negative: Cond  # the real negative conditioning, one row per image (A1111 form)
+    switched: Callable[[], None]  # called after images switched (records the infotext)
+    failed: Callable[[Exception], None]  # called when the measurement cannot run
+
+
+class Seam:
+    """This pass's hook functions on the fork's UNet patcher clone."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.pending: Expected | None = None
+        self.cond_scale: float | None = None
+        self.evaluations = 0  # post-CFG calls seen (tests and diagnostics)
+
+    def expect(self, expected: Expected | None) -> None:
+        self.pending = expected
+        self.cond_scale = None
+
+    def modifier(self, model, x, timestep, uncond, cond, cond_scale, model_options, seed):  # noqa: ANN001, ANN201
+        """Conditioning modifier: unchanged, but notes the CFG scale of this evaluation."""
+        self.cond_scale = float(cond_scale)
+        return model, x, timestep, uncond, cond, cond_scale, model_options, seed
+
+    def post_cfg(self, args: dict) -> torch.Tensor:
+        """Post-CFG function: measure, decide, and give switching images their negative at this step."""
+        denoised = args["denoised"]
+        self.evaluations += 1
+        expected, self.pending = self.pending, None
+        if expected is None:
+            return denoised
+        try:
+            scale = args.get("cond_scale", self.cond_scale)
+            if args.get("uncond") is None or scale is None or math.isclose(float(scale), 1.0):
+                return denoised  # the uncond was not evaluated this step (skip early, NGMS, CFG 1): wait
+            negative = _evaluate(self.host, args, _compile(self.host, expected.negative, args["uncond"]))
+            rows = expected.images
+            uncond = args["uncond_denoised"]
+            cosine = alignment(args["cond_denoised"][rows], uncond[rows], negative[rows])
+            switched = expected.detector.decide(expected.step, rows, cosine)
+            if not switched:
+                return denoised
+            factor = 1.0 - float(scale) * _edit_strength(args.get("cond"))
+            out = denoised.clone()
+            for i in switched:
+                out[i] = denoised[i] + factor * (negative[i].to(denoised.dtype) - uncond[i])
+            expected.switched()
+            return out
+        except Exception as exc:  # never break a generation
+            expected.failed(exc)
+            return denoised
+
+
+def _edit_strength(cond: Any) -> float:
+    """``k`` of the forks' combine: the sum of the positive conditions' weights, 1 when it is close to 1."""
+    try:
+        total = float(sum(item.get("strength", 1.0) for item in cond))
+    except (TypeError, AttributeError):
+        return 1.0
+    return 1.0 if math.isclose(total, 1.0) else total
+
+
+def _compile(host: Host, negative: Cond, like: list) -> list:
+    """The fork's condition list for ``negative``, with what the fork added to its uncond (inpainting concat,
+    ControlNet, …) copied from ``like``, the uncond list of this very evaluation."""
+    if host.family == FORGE2:
+        from backend.sampling.condition import compile_conditions
+
+        conds = compile_conditions(negative)
+    else:
+        from modules_forge.forge_sampler import cond_from_a1111_to_patched_ldm
+
+        conds = cond_from_a1111_to_patched_ldm(negative)
+    for mine, theirs in zip(conds, like or [], strict=False):
+        for key, value in theirs.items():
+            if key == "model_conds":
+                for name, cond in value.items():
+                    mine["model_conds"].setdefault(name, cond)
+            else:
+                mine.setdefault(key, value)
+    return conds
+
+
+def _evaluate(host: Host, args: dict, conds: list) -> torch.Tensor:
+    """x0 prediction of ``conds`` at this evaluation's input, one row per image."""
+    model, x, sigma, options = args["model"], args["input"], args["sigma"], args["model_options"]
+    if host.family == FORGE2:
+        from backend.sampling.sampling_function import calc_cond_uncond_batch
+
+        return calc_cond_uncond_batch(model, conds, None, x, sigma, options)[0]
+    from ldm_patched.modules import samplers
+
+    if hasattr(samplers, "calc_cond_batch"):  # reForge
+        return samplers.calc_cond_batch(model, [conds], x, sigma, options)[0]
+    return samplers.calc_cond_uncond_batch(model, conds, None, x, sigma, options)[0]
+
+
+def install(p: Any, host: Host) -> Seam:
+    """Put a clone of the fork's UNet patcher with this pass's seam on ``p.sd_model``; raises if there is none."""
+    objects = p.sd_model.forge_objects
+    unet = objects.unet.clone()
+    seam = Seam(host)
+    unet.add_conditioning_modifier(seam.modifier)
+    unet.set_model_sampler_post_cfg_function(seam.post_cfg)
+    objects.unet = unet
+    return seam
