@@ -66,7 +66,19 @@ SAMPLERS = [
     "LCM",
 ]
 
-SCHEDULE_TYPES = ["Karras", "Exponential", "Align Your Steps", "KL Optimal", "Beta", "DDIM"]
+SCHEDULE_TYPES = [  # every schedule type of v1.10.1 but Automatic (the sampler scenarios run that one)
+    "Uniform",
+    "Karras",
+    "Exponential",
+    "Polyexponential",
+    "SGM Uniform",
+    "KL Optimal",
+    "Align Your Steps",
+    "Simple",
+    "Normal",
+    "DDIM",
+    "Beta",
+]
 
 
 def _payload(**changes) -> dict:
