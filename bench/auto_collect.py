@@ -33,8 +33,8 @@ import harness  # noqa: E402
 from modules import script_callbacks  # noqa: E402
 
 from lib_negative_delay import TITLE  # noqa: E402
-from lib_negative_delay.toy import metrics, presence  # noqa: E402
-from lib_negative_delay.toy.model import ToyLDM  # noqa: E402
+from toy import metrics, presence  # noqa: E402
+from toy.model import ToyLDM  # noqa: E402
 
 PROMPTS = [
     "red circle on blue background",

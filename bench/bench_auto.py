@@ -38,7 +38,7 @@ from auto_policy import case_scores, extra_evaluations, switch_steps, tune  # no
 
 from lib_negative_delay.detector import threshold_for  # noqa: E402
 from lib_negative_delay.settings import DelaySettings  # noqa: E402
-from lib_negative_delay.toy import metrics  # noqa: E402
+from toy import metrics  # noqa: E402
 
 SIGNALS = {
     # key: (label, switch when higher, extra work kind at lag 0)
@@ -132,7 +132,7 @@ def measure_overhead(repeats: int, steps: int, batch: int) -> dict:
     import harness
 
     from lib_negative_delay import TITLE
-    from lib_negative_delay.toy.model import ToyLDM
+    from toy.model import ToyLDM
 
     model = ToyLDM.load()
     harness.start(str(ROOT), model)

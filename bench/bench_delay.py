@@ -49,10 +49,10 @@ for _p in (str(ROOT / "webui_standin"), str(ROOT)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from lib_negative_delay.toy import metrics  # noqa: E402
-from lib_negative_delay.toy.model import ToyLDM  # noqa: E402
-from lib_negative_delay.toy.presence import accessory_present, detector_accuracy  # noqa: E402
-from lib_negative_delay.toy.train import eval_prompts  # noqa: E402
+from toy import metrics  # noqa: E402
+from toy.model import ToyLDM  # noqa: E402
+from toy.presence import accessory_present, detector_accuracy  # noqa: E402
+from toy.train import eval_prompts  # noqa: E402
 
 TITLE = "Negative Prompt Delay"
 PSNR_CAP_DB = 100.0
@@ -471,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
             "quick": args.quick,
         },
         "definitions": {
-            "hat": "lib_negative_delay.toy.presence.accessory_present on the generated image",
+            "hat": "toy.presence.accessory_present on the generated image",
             "removal": "share of cases with a hat without the negative prompt that have none with it",
             "reverse": "share of cases without a hat without the negative prompt that have one with it",
             "psnr_ssim": "vs the no-negative image of the same case, outside the union of both images' hat regions "

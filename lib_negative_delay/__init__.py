@@ -5,7 +5,7 @@ The package is split in two halves:
 - a host-agnostic core (``schedule``, ``conditioning``, ``settings``) that knows nothing of the WebUI;
 - ``lib_negative_delay.webui``, the thin adapter that wires the core into AUTOMATIC1111's WebUI.
 
-``lib_negative_delay.toy`` holds the small bundled diffusion model used by the demo and the benchmark.
+``toy`` holds the small bundled diffusion model used by the demo and the benchmark.
 """
 
 TITLE = "Negative Prompt Delay"

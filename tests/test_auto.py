@@ -52,7 +52,7 @@ def auto_args(sensitivity=0.5, low=1, high=8, fallback=3):
 
 @pytest.fixture(scope="module")
 def toy():
-    from lib_negative_delay.toy.model import ToyLDM
+    from toy.model import ToyLDM
 
     return ToyLDM.load()
 

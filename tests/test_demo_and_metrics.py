@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import ROOT
 
-from lib_negative_delay.toy import metrics
+from toy import metrics
 
 
 def _image(seed: int = 0, n: int | None = None) -> torch.Tensor:
@@ -67,7 +67,7 @@ def test_masks_select_the_pixels_that_count():
 
 
 def test_preservation_ignores_the_hat_area():
-    from lib_negative_delay.toy import world
+    from toy import world
 
     with_hat = (world.render_scene("circle", "red", "blue", 16.0, 20.0, 7.0, hat=True)[0] + 1) / 2
     without = (world.render_scene("circle", "red", "blue", 16.0, 20.0, 7.0, hat=False)[0] + 1) / 2
@@ -100,7 +100,7 @@ def test_removal_and_reverse_helpers():
 
 def _demo(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "lib_negative_delay.demo", *args],
+        [sys.executable, "-m", "toy.demo", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -111,7 +111,7 @@ def _demo(*args: str) -> subprocess.CompletedProcess:
 def test_demo_writes_grid_and_json(tmp_path):
     from PIL import Image
 
-    from lib_negative_delay.demo import main, make_columns, render_grid
+    from toy.demo import main, make_columns, render_grid
 
     # in-process (the stand-in is started afresh by main); the CLI path is covered by the exit-code test below
     threads = torch.get_num_threads()
@@ -152,7 +152,7 @@ def test_demo_unknown_word_exits_2_with_vocabulary(tmp_path, capsys):
     assert "unicorn" in res.stderr and "circle" in res.stderr and "triangle" in res.stderr
     assert "Traceback" not in res.stderr
 
-    from lib_negative_delay.demo import main
+    from toy.demo import main
 
     assert main(["--negative", "glasses", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
@@ -161,7 +161,7 @@ def test_demo_unknown_word_exits_2_with_vocabulary(tmp_path, capsys):
 
 
 def test_seed_parsing_and_batching():
-    from lib_negative_delay.demo import consecutive_runs, parse_int_list
+    from toy.demo import consecutive_runs, parse_int_list
 
     assert parse_int_list("1-6") == [1, 2, 3, 4, 5, 6]
     assert parse_int_list("1,2,3") == [1, 2, 3]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lib_negative_delay.toy import presence, world
-from lib_negative_delay.toy.model import WEIGHTS_DIR, WEIGHTS_NAME, ToyLDM, _quick_sample, sd_alphas_cumprod
-from lib_negative_delay.toy.train import eval_prompts
+from toy import presence, world
+from toy.model import WEIGHTS_DIR, WEIGHTS_NAME, ToyLDM, _quick_sample, sd_alphas_cumprod
+from toy.train import eval_prompts
 
 SEEDS = list(range(16))
 STEPS = 10

@@ -1,7 +1,7 @@
 """Demo grid on the bundled toy model: the negative prompt from step 0 versus delayed by N steps.
 
-    python -m lib_negative_delay.demo            # or: bash dev demo
-    python -m lib_negative_delay.demo --prompt "red circle on blue background" --seeds 1-8 --delays 2,4,6,8
+    python -m toy.demo            # or: bash dev demo
+    python -m toy.demo --prompt "red circle on blue background" --seeds 1-8 --delays 2,4,6,8
 
 Everything goes through the WebUI stand-in (`webui_standin/harness.py`) with the real extension script loaded
 the way the WebUI loads it, so the pictures are what the extension does in a txt2img run. Rows are seeds;
@@ -127,8 +127,8 @@ def _cap(x: float) -> float:
 
 def measure(columns: list[Column]) -> None:
     """Hat presence per image; PSNR/SSIM outside the hat area versus the reference (first) column."""
-    from lib_negative_delay.toy.metrics import preservation
-    from lib_negative_delay.toy.presence import accessory_present
+    from toy.metrics import preservation
+    from toy.presence import accessory_present
 
     ref = columns[0].images
     for col in columns:
@@ -221,10 +221,10 @@ def summary(columns: list[Column], seeds: list[int], args: argparse.Namespace, s
             "seeds": seeds,
             "delays": args.delays,
             "size": "32x32",
-            "model": "bundled toy model (lib_negative_delay/toy)",
+            "model": "bundled toy model (toy/)",
         },
         "metrics": {
-            "hat": "lib_negative_delay.toy.presence.accessory_present",
+            "hat": "toy.presence.accessory_present",
             "preservation": f"PSNR (dB, capped at {PSNR_CAP_DB:g}) and SSIM vs the 'no negative' image of the same "
             "seed, outside the union of both images' hat regions dilated by 2 px",
         },
@@ -236,7 +236,7 @@ def summary(columns: list[Column], seeds: list[int], args: argparse.Namespace, s
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
     ap = argparse.ArgumentParser(
-        prog="python -m lib_negative_delay.demo",
+        prog="python -m toy.demo",
         description="Render a grid on the bundled toy model: no negative prompt, the negative prompt from step 0, "
         "and the negative prompt delayed by N steps (through the WebUI stand-in and the real extension).",
     )
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
 
-    from lib_negative_delay.toy.model import ToyLDM
+    from toy.model import ToyLDM
 
     model = ToyLDM.load()
     for what, text in (("prompt", args.prompt), ("negative prompt", args.negative)):

@@ -1,8 +1,8 @@
 """Train the toy "shapes with hats" text-to-image model (pixel-space, eps-prediction, SD's VP schedule).
 
-Command that produced the shipped weights (``lib_negative_delay/toy/weights/``)::
+Command that produced the shipped weights (``toy/weights/``)::
 
-    python -m lib_negative_delay.toy.train --out lib_negative_delay/toy/weights --device auto \
+    python -m toy.train --out toy/weights --device auto \
         --iters 40000 --max-minutes 5.5 --batch 256 --seed 0 --hat-prob 0.6 --mention-prob 0.3 --eval-seeds 64
 
 The time budget cut that run to 3640 iterations (fixed at iteration 120 from the measured speed), so
