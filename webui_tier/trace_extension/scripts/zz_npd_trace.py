@@ -148,7 +148,14 @@ def on_cfg_denoiser(params) -> None:
         print(f"[npd-trace] eval record failed: {e!r}")
 
 
-script_callbacks.on_cfg_denoiser(on_cfg_denoiser, name="npd_trace")
+def _register(register, fn, name: str) -> None:
+    try:
+        register(fn, name=name)
+    except TypeError:  # forks whose script_callbacks take no name
+        register(fn)
+
+
+_register(script_callbacks.on_cfg_denoiser, on_cfg_denoiser, "npd_trace")
 
 
 class NpdTraceScript(scripts.Script):
@@ -246,4 +253,4 @@ def _on_app_started(demo, app) -> None:
             )
 
 
-script_callbacks.on_app_started(_on_app_started, name="npd_trace_api")
+_register(script_callbacks.on_app_started, _on_app_started, "npd_trace_api")
