@@ -24,7 +24,9 @@ _ROOT = os.path.dirname(os.path.abspath(__file__))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+import fork_flavour  # noqa: E402
 import gradio as gr  # noqa: E402
+from fork_flavour import patcher as fork_patcher  # noqa: E402
 from modules import (  # noqa: E402
     errors,
     extensions,
@@ -226,14 +228,19 @@ def start(
     latent_scale_factor: int | None = None,
     build_ui: bool = True,
     more_extensions: Sequence[str] = (),
+    host: str = "a1111",
 ) -> StandIn:
     """Start the stand-in: shared.sd_model = model; clear callbacks, scripts and options to defaults; register the
     X/Y/Z plot; load `extension_root`/scripts/*.py, then each of `more_extensions` (other extension roots, in that
     order); fire model_loaded, before_ui, ui_settings; build both UIs.
 
     `latent_scale_factor`: pixels per latent cell, set on the model if given (a model without the attribute and
-    with latent_channels == 3 - e.g. a pixel-space toy model - gets 1; otherwise the WebUI's 8 is used)."""
+    with latent_channels == 3 - e.g. a pixel-space toy model - gets 1; otherwise the WebUI's 8 is used).
+
+    `host`: "a1111" (default), or a fork flavour - "forge", "neo", "classic", "classic-1.8", "reforge" - selected
+    before anything loads (see fork_flavour/__init__.py); a later start with "a1111" removes every trace of it."""
     global _current
+    fork_flavour.select(host)
     if latent_scale_factor is not None:
         model.latent_scale_factor = latent_scale_factor
     elif not hasattr(model, "latent_scale_factor") and getattr(model, "latent_channels", 4) == 3:
@@ -245,6 +252,8 @@ def start(
     sd_models.selected[0] = None
     if getattr(model, "sd_checkpoint_info", None) is not None:
         sd_models.register_checkpoint(model, select=True)
+    if fork_flavour.active() is not None:
+        fork_patcher.attach(model)
     errors.recorded.clear()
     scripts.clear()
     infotext_utils.reset()
@@ -299,6 +308,8 @@ def switch_model(model: Any) -> None:
     current().model = model
     if getattr(model, "sd_checkpoint_info", None) is not None:
         sd_models.register_checkpoint(model, select=True)
+    if fork_flavour.active() is not None:
+        fork_patcher.reload(model)
     script_callbacks.model_loaded_callback(model)
 
 

@@ -34,6 +34,11 @@ from modules.shared import opts, state
 opt_C = 4
 opt_f = 8
 
+fork: Any = None
+"""The active fork flavour of the stand-in (``fork_flavour.hosts.Host``), None for A1111: set by
+``fork_flavour.select``. It adds the fork's processing fields, resets the unet before every sampling pass (the
+forks' ``forge_objects`` reset) and leaves the uncond unencoded where the fork does."""
+
 RANDOM_SEED_LIMIT = 4294967294  # a random seed is drawn from [0, 2**32 - 2)
 
 
@@ -478,6 +483,8 @@ class StableDiffusionProcessing:
             fields.update(vars(cls).get("FIELDS", {}))
         for name, default in fields.items():
             setattr(self, name, kwargs.pop(name, default))
+        if fork is not None:
+            fork.add_fields(self, kwargs)
         for cls in reversed(type(self).__mro__):
             if "initial_state" in vars(cls):
                 for name, value in vars(cls)["initial_state"](self).items():
@@ -678,13 +685,18 @@ class StableDiffusionProcessing:
 
     def _encode_pass_conds(self, prompts, negatives, size, schedule_steps, caches, networks, hires_steps=None):
         """(c, uc) of one pass: the negative prompts (is_negative_prompt) through get_learned_conditioning first,
-        then the prompts through get_multicond_learned_conditioning, both at the pass size `size` (w, h)."""
+        then the prompts through get_multicond_learned_conditioning, both at the pass size `size` (w, h). A fork
+        flavour may leave uc None (not encoded)."""
         width, height = size
         uc_caches, c_caches = caches
-        negative_input = prompt_parser.SdConditioning(negatives, width=width, height=height, is_negative_prompt=True)
-        uc = self.get_conds_with_caching(
-            prompt_parser.get_learned_conditioning, negative_input, schedule_steps, uc_caches, networks, hires_steps
-        )
+        uc = None
+        if fork is None or fork.encodes_uncond(self, hires=hires_steps is not None):
+            negative_input = prompt_parser.SdConditioning(
+                negatives, width=width, height=height, is_negative_prompt=True
+            )
+            uc = self.get_conds_with_caching(
+                prompt_parser.get_learned_conditioning, negative_input, schedule_steps, uc_caches, networks, hires_steps
+            )
         positive_input = prompt_parser.SdConditioning(prompts, width=width, height=height)
         c = self.get_conds_with_caching(
             prompt_parser.get_multicond_learned_conditioning,
@@ -995,11 +1007,31 @@ def _finish_image(p: StableDiffusionProcessing, i: int, image: torch.Tensor) -> 
     return composite_over_original(p, i, image)
 
 
+def _fork_reset_unet(p: StableDiffusionProcessing, to_original: bool = False) -> None:
+    """A fork flavour's ``sd_model.forge_objects`` reset (a shallow copy of the loaded or LoRA-applied objects)."""
+    from fork_flavour import patcher
+
+    patcher.reset(p.sd_model, to_original)
+
+
+def _before_every_sampling(p: StableDiffusionProcessing, hires: bool = False, **kwargs: Any) -> None:
+    """Scripts' process_before_every_sampling (x, noise, c, uc). Under a fork flavour the unet is reset just
+    before it; Forge and Neo call the hook once more before that reset in the hires pass."""
+    if fork is not None and hires and fork.hires_hook_twice and p.scripts is not None:
+        p.scripts.process_before_every_sampling(p=p, **kwargs)
+    if fork is not None:
+        _fork_reset_unet(p)
+    if p.scripts is not None:
+        p.scripts.process_before_every_sampling(p=p, **kwargs)
+
+
 def _run_batch(p: StableDiffusionProcessing, n: int) -> tuple[list, list] | None:
     """Batch n of process_images_inner: (images, infotexts), or None when the batch has no prompts. Order of the
     WebUI: before_process_batch, extra networks parsed and activated, process_batch, conds, the infotext once for
     params.txt (first batch), sampling, post_sample, decoding, postprocess hooks, then each image."""
     _select_batch(p, n)
+    if fork is not None:
+        _fork_reset_unet(p, to_original=True)
     _batch_hook(p, "before_process_batch", n)
     if not p.prompts:
         return None
@@ -1247,10 +1279,7 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
         process_before_every_sampling first), then, with the hires fix, sample_hr_pass."""
         self.sampler = sd_samplers.create_sampler(self.sampler_name, self.sd_model)
         noise = self.rng.next()
-        if self.scripts is not None:
-            self.scripts.process_before_every_sampling(
-                p=self, x=noise, noise=noise, c=conditioning, uc=unconditional_conditioning
-            )
+        _before_every_sampling(self, x=noise, noise=noise, c=conditioning, uc=unconditional_conditioning)
         latents = self.sampler.sample(
             self,
             noise,
@@ -1302,7 +1331,7 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
             self.calculate_hr_conds()
         if self.scripts is not None:
             self.scripts.before_hr(self)
-            self.scripts.process_before_every_sampling(p=self, x=samples, noise=noise, c=self.hr_c, uc=self.hr_uc)
+        _before_every_sampling(self, hires=True, x=samples, noise=noise, c=self.hr_c, uc=self.hr_uc)
 
         steps = self.hr_second_pass_steps or self.steps
         latents = self.sampler.sample_img2img(
@@ -1594,10 +1623,7 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
         if multiplier != 1.0:
             self.extra_generation_params["Noise multiplier"] = multiplier
             noise *= multiplier
-        if self.scripts is not None:
-            self.scripts.process_before_every_sampling(
-                p=self, x=self.init_latent, noise=noise, c=conditioning, uc=unconditional_conditioning
-            )
+        _before_every_sampling(self, x=self.init_latent, noise=noise, c=conditioning, uc=unconditional_conditioning)
         latents = self.sampler.sample_img2img(
             self,
             self.init_latent,

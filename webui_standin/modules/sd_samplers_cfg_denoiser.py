@@ -39,6 +39,10 @@ from modules.script_callbacks import (
 )
 from modules.shared import opts, state
 
+fork_forward: Any = None
+"""Set by a fork flavour of the stand-in (``fork_flavour.select``): ``fork_forward(denoiser, x, sigma, uncond, cond,
+cond_scale, s_min_uncond, image_cond)`` replaces the body of ``CFGDenoiser.forward``. None for A1111."""
+
 
 def catenate_conds(conds: list) -> Any:
     """Concatenates conditionings along the batch: tensors, or SDXL dicts key by key (into a plain dict)."""
@@ -258,6 +262,8 @@ class CFGDenoiser(torch.nn.Module):
 
     def forward(self, x, sigma, uncond, cond, cond_scale, s_min_uncond, image_cond):
         """One guided evaluation (see the module docstring for the order of events)."""
+        if fork_forward is not None:
+            return fork_forward(self, x, sigma, uncond, cond, cond_scale, s_min_uncond, image_cond)
         if state.interrupted or state.skipped:
             raise sd_samplers_common.InterruptedException
 
