@@ -62,7 +62,7 @@ class Recorder:
 
     def __call__(self, params) -> None:
         u = params.text_uncond
-        copy = {k: v.clone() for k, v in u.items()} if isinstance(u, dict) else u.clone()
+        copy = None if u is None else {k: v.clone() for k, v in u.items()} if isinstance(u, dict) else u.clone()
         self.evaluations.append(
             Evaluation(
                 int(params.denoiser.step), int(params.sampling_step), float(params.sigma[0]), copy, params.text_cond

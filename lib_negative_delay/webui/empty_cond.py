@@ -36,8 +36,10 @@ def encode_empty(model: object, width: int, height: int) -> tuple[int, Cond]:
     WebUI's own path (``SdConditioning`` with ``is_negative_prompt=True`` and the pass size), so SDXL gets
     its all-zero empty negative and the right size conditioning.
     """
-    from modules import devices, prompt_parser
+    from modules import devices, prompt_parser, shared
 
+    if callable(getattr(model, "set_clip_skip", None)):  # Forge/Neo engines: Clip skip is set per encoding
+        model.set_clip_skip(int(getattr(shared.opts, "CLIP_stop_at_last_layers", 1)))
     batch = prompt_parser.SdConditioning([""], is_negative_prompt=True, width=width, height=height)
     with torch.no_grad(), devices.autocast():
         cond = model.get_learned_conditioning(batch)

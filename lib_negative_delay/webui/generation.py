@@ -149,16 +149,17 @@ def start_generation(p: Any, enabled: object, delay: object, *auto_args: object)
     return state
 
 
-SUPPORTED_FORGE_ENGINES = ("StableDiffusion", "StableDiffusion2", "StableDiffusionXL", "StableDiffusionXLRefiner")
+SUPPORTED_ARCHITECTURES = ("is_sd1", "is_sd2", "is_sdxl")
+"""Model flags of the architectures the extension delays exactly.  Forge's and Neo's engines set them for
+SD1/SD2/SDXL only; their Flux, SD3, Chroma, Lumina, Wan and Qwen engines leave them False (docs/forks.md §1)."""
 
 
 def _unsupported(p: Any) -> str | None:
     """Why this generation cannot be delayed exactly on this host, or None."""
     running = host.detect()
-    if running.family == host.FORGE2:
-        engine = type(getattr(p, "sd_model", None)).__name__
-        if engine not in SUPPORTED_FORGE_ENGINES:
-            return f"{running.name}: model type {engine} is not supported (SD1, SD2 and SDXL are)"
+    model = getattr(p, "sd_model", None)
+    if running.family == host.FORGE2 and not any(getattr(model, flag, False) for flag in SUPPORTED_ARCHITECTURES):
+        return f"{running.name}: model type {type(model).__name__} is not supported (SD1, SD2 and SDXL are)"
     return None
 
 
@@ -342,6 +343,9 @@ def on_cfg_denoiser(params: Any) -> None:
     if state is None or state.failed or not state.prepared:
         return
     if state.seam is not None:
+        if state.seam.pending is not None and state.detector is state.seam.pending.detector:
+            # the previous evaluation's probe never reached the post-CFG hook: this sampler bypasses it
+            _auto_failed(state, RuntimeError(f"{host.detect().name} did not run its post-CFG hook for this sampler"))
         state.seam.expect(None)
     if params.text_uncond is None:  # no unconditional branch (CFG scale 1 in the forks): nothing to delay
         state.log.info("this evaluation has no negative conditioning (CFG scale 1?): nothing to delay")

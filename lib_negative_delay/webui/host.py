@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 from dataclasses import dataclass
 
 A1111 = "a1111"
@@ -66,20 +67,26 @@ def classify(version: str | None, has_backend: bool, has_smea: bool) -> Host:
     return Host("Forge (unknown branch)", FORGE1, version)
 
 
-_detected: list[Host] = []
+_detected: dict[int, Host] = {}
 
 
 def detect() -> Host:
-    """The running host (cached after the first call)."""
-    if not _detected:
+    """The running host.  Cached per ``modules_forge.forge_version`` module object (None in A1111), so a
+    process whose modules change (the stand-in switching hosts between tests) detects again."""
+    marker = sys.modules.get("modules_forge.forge_version")
+    if marker is None:
         try:
-            version = str(importlib.import_module("modules_forge.forge_version").version)
+            marker = importlib.import_module("modules_forge.forge_version")
         except Exception:
-            version = None
+            marker = None
+    key = id(marker)
+    if key not in _detected:
+        version = None if marker is None else str(getattr(marker, "version", ""))
         has_backend = version is not None and _has("backend.sampling.sampling_function")
         has_smea = has_backend and _has("modules.sd_samplers_kdiffusion_smea")
-        _detected.append(classify(version, has_backend, has_smea))
-    return _detected[0]
+        _detected.clear()
+        _detected[key] = classify(version, has_backend, has_smea)
+    return _detected[key]
 
 
 def panel_note(running: Host) -> str:
