@@ -41,6 +41,21 @@ def test_components_keep_the_api_order(sd1, tab):
     assert labels[:3] == ["Enabled", "Delay (sampling steps)", "Auto-detect critical step"]
 
 
+def change_handlers(blocks, component) -> list[tuple]:
+    """(input ids, output ids, js, fn) of each ``change`` handler of ``component`` (gradio 3 and 4 layouts)."""
+    if isinstance(blocks.fns, dict):  # gradio 4: BlockFunction objects with their targets
+        return [
+            ([c._id for c in f.inputs], [c._id for c in f.outputs], f.js, f)
+            for f in blocks.fns.values()
+            if (component._id, "change") in [tuple(t) for t in f.targets]
+        ]
+    return [
+        (dep["inputs"], dep["outputs"], dep["js"], fn)
+        for dep, fn in zip(blocks.dependencies, blocks.fns, strict=True)
+        if dep["trigger"] == "change" and component._id in dep["targets"]
+    ]
+
+
 @pytest.mark.parametrize("tab", ["txt2img", "img2img"])
 def test_auto_controls_share_one_row_shown_only_while_auto_is_ticked(sd1, tab):
     h, *_ = sd1
@@ -54,14 +69,10 @@ def test_auto_controls_share_one_row_shown_only_while_auto_is_ticked(sd1, tab):
     assert getattr(auto, "do_not_save_to_config", False)  # a saved ui-config default could not show the row
 
     blocks = getattr(h.current(), tab).blocks
-    wired = [
-        (dep, fn)
-        for dep, fn in zip(blocks.dependencies, blocks.fns, strict=True)
-        if dep["trigger"] == "change" and auto._id in dep["targets"]
-    ]
+    wired = change_handlers(blocks, auto)
     assert len(wired) == 1
-    dep, fn = wired[0]
-    assert dep["inputs"] == [auto._id] and dep["outputs"] == [row._id] and dep["js"] is None
+    inputs, outputs, js, fn = wired[0]
+    assert inputs == [auto._id] and outputs == [row._id] and js is None
     assert fn.fn(True) == gr.update(visible=True) and fn.fn(False) == gr.update(visible=False)
 
 

@@ -92,6 +92,9 @@ class DropdownEditable(FormComponent, gr.Dropdown):
         return "dropdown"
 
 
+JS_KWARG = "_js" if int(gr.__version__.split(".")[0]) < 4 else "js"
+
+
 class InputAccordion(gr.Checkbox):
     """mirrors ui_components.InputAccordion: a hidden gr.Checkbox (its value is the bool, and it is what the script
     returns from ui()) that also renders a gr.Accordion kept in sync with it; use as
@@ -108,11 +111,9 @@ class InputAccordion(gr.Checkbox):
         kwargs_checkbox = {**kwargs, "elem_id": f"{self.accordion_id}-checkbox", "visible": False}
         super().__init__(value, **kwargs_checkbox)
 
-        self.change(
-            fn=None,
-            _js='function(checked){ inputAccordionChecked("' + self.accordion_id + '", checked); }',
-            inputs=[self],
-        )
+        # gradio 4 hosts (Forge, Neo) take ``js=`` where gradio 3 takes ``_js=`` (Forge's shim maps the old name)
+        script = 'function(checked){ inputAccordionChecked("' + self.accordion_id + '", checked); }'
+        self.change(fn=None, inputs=[self], **{JS_KWARG: script})
 
         kwargs_accordion = {
             **kwargs,
