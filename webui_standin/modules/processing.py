@@ -12,21 +12,11 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+import modules.sd_samplers_common as sd_samplers_common
 import modules.shared as shared
 import numpy as np
 import torch
-from modules import (
-    devices,
-    errors,
-    extra_networks,
-    infotext_utils,
-    masking,
-    prompt_parser,
-    rng,
-    sd_models,
-    sd_samplers,
-    sd_samplers_common,
-)
+from modules import devices, errors, extra_networks, infotext_utils, masking, prompt_parser, rng, sd_models, sd_samplers
 from modules.rng import slerp  # noqa: F401  (re-exported like the WebUI)
 from modules.sd_samplers_common import approximation_indexes, decode_first_stage, images_tensor_to_samples
 from modules.shared import opts, state

@@ -85,9 +85,8 @@ class CompVisSampler(sd_samplers_common.Sampler):
 
     def __init__(self, funcname, sd_model) -> None:
         super().__init__(funcname)
-        self.eta_option_field = "eta_ddim"
-        self.eta_infotext_field = "Eta DDIM"
-        self.eta_default = 0.0
+        # eta: option name, infotext key, default when neither is set
+        self.eta_option_field, self.eta_infotext_field, self.eta_default = "eta_ddim", "Eta DDIM", 0.0
         self.model_wrap_cfg = CFGDenoiserTimesteps(self)
         self.model_wrap = self.model_wrap_cfg.inner_model
 

@@ -142,31 +142,20 @@ def csv_string_to_list_strip(data_str: str) -> list[str]:
 # axis options
 
 
+@dataclass
 class AxisOption:
-    """Models xyz_grid.AxisOption: label, value type, apply(p, x, xs), format_value(p, opt, x), confirm(p, xs),
-    cost (costlier axes are looped outermost), choices() (for the dropdown), prepare(text) -> values."""
+    """Models xyz_grid.AxisOption (same positional order): label, value type, apply(p, x, xs),
+    format_value(p, opt, x), confirm(p, xs), cost (costlier axes are looped outermost), choices() (for the
+    dropdown), prepare(text) -> values."""
 
-    def __init__(
-        self,
-        label,
-        type,
-        apply,
-        format_value=format_value_add_label,
-        confirm=None,
-        cost=0.0,
-        choices=None,
-        prepare=None,
-    ) -> None:
-        vars(self).update(
-            label=label,
-            type=type,
-            apply=apply,
-            format_value=format_value,
-            confirm=confirm,
-            cost=cost,
-            choices=choices,
-            prepare=prepare,
-        )
+    label: str
+    type: Any
+    apply: Callable
+    format_value: Callable = format_value_add_label
+    confirm: Callable | None = None
+    cost: float = 0.0
+    choices: Callable | None = None
+    prepare: Callable | None = None
 
 
 class AxisOptionImg2Img(AxisOption):
