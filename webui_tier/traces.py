@@ -258,6 +258,8 @@ def _row_labels(side, rec: dict, references: dict) -> list[str]:
         match = _tensor_row_matches
     else:
         u = rec["uncond"]
+        if u is None:  # no unconditional branch (CFG scale 1 in Forge and Neo)
+            return []
         rows = (u["crossattn"] if "crossattn" in u else u)["rows"]
         match = _signature_row_matches
     for row in rows:

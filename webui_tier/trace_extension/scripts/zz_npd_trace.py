@@ -118,9 +118,20 @@ def _count_unet(module, args) -> None:
         _current["unet_rows"] += int(x.shape[0])
 
 
+def _unet_module():
+    """The UNet module: ``sd_model.model.diffusion_model`` in A1111, under ``forge_objects.unet.model`` in forks."""
+    model = shared.sd_model
+    forge_unet = getattr(getattr(model, "forge_objects", None), "unet", None)
+    for owner in (getattr(forge_unet, "model", None), getattr(model, "model", None)):
+        unet = getattr(owner, "diffusion_model", None)
+        if isinstance(unet, torch.nn.Module):
+            return unet
+    return None
+
+
 def _hook_unet() -> None:
-    unet = getattr(getattr(shared.sd_model, "model", None), "diffusion_model", None)
-    if isinstance(unet, torch.nn.Module) and not getattr(unet, "_npd_trace_hooked", False):
+    unet = _unet_module()
+    if unet is not None and not getattr(unet, "_npd_trace_hooked", False):
         unet.register_forward_pre_hook(_count_unet)
         unet._npd_trace_hooked = True
 
