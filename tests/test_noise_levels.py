@@ -18,6 +18,8 @@ from conftest import TITLE, encode_empty, same
 from test_denoiser_swap import is_empty
 from test_passes import split_passes
 
+from webui_tier.scenarios import SCHEDULE_TYPES as EVERY_OTHER_SCHEDULE_TYPE
+
 
 def run(h, rec, tab, delay, **fields):
     rec.clear()
@@ -217,20 +219,7 @@ def test_unipc_img2img_compares_levels_as_sigmas(sd1):
     assert any(expected) and not all(expected)
 
 
-SCHEDULE_TYPES = [
-    "Automatic",
-    "Uniform",
-    "Karras",
-    "Exponential",
-    "Polyexponential",
-    "SGM Uniform",
-    "KL Optimal",
-    "Align Your Steps",
-    "Simple",
-    "Normal",
-    "DDIM",
-    "Beta",
-]
+SCHEDULE_TYPES = ["Automatic", *EVERY_OTHER_SCHEDULE_TYPE]  # the Schedule type dropdown of v1.10.1
 
 
 @pytest.mark.parametrize("scheduler", SCHEDULE_TYPES)
