@@ -50,7 +50,6 @@ class Seam:
         self.host = host
         self.pending: Expected | None = None
         self.cond_scale: float | None = None
-        self.evaluations = 0  # post-CFG calls seen (tests and diagnostics)
 
     def expect(self, expected: Expected | None) -> None:
         self.pending = expected
@@ -64,7 +63,6 @@ class Seam:
     def post_cfg(self, args: dict) -> torch.Tensor:
         """Post-CFG function: measure, decide, and give switching images their negative at this step."""
         denoised = args["denoised"]
-        self.evaluations += 1
         expected, self.pending = self.pending, None
         if expected is None:
             return denoised
