@@ -4,7 +4,8 @@ pass, ``denoiser.step``, ``sampling_step``, the level (rel. 1e-3) and, per uncon
 the UNet rows the request ran and on the extension's infotext.
 
 Not part of ``bash dev test`` (pytest's testpaths is ``tests``); run with
-``WEBUI_URL=http://127.0.0.1:7861 bash dev test-webui`` (``-k NAME`` picks scenarios). Both traces of every scenario
+``WEBUI_URL=http://127.0.0.1:7861 bash dev test-webui`` (``-k NAME`` picks scenarios; ``WEBUI_HOST=classic``
+and the like compare a running fork with the stand-in's fork flavour). Both traces of every scenario
 are written to ``webui_tier/out/<name>.json``. ``WEBUI_TIMING=1`` adds the in-process timing of the empty prompt's
 encoding against one UNet evaluation (``out/timing.json``).
 """
@@ -37,7 +38,8 @@ def webui():
 
 @pytest.fixture(scope="session")
 def standin():
-    return traces.Runner(traces.StandIn())
+    # WEBUI_HOST=forge|neo|classic|classic-1.8|reforge: compare a running fork with the stand-in's model of it
+    return traces.Runner(traces.StandIn(os.environ.get("WEBUI_HOST", "a1111")))
 
 
 def unmatched(trace: dict) -> list[str]:

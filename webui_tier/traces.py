@@ -139,6 +139,10 @@ class RealWebUI:
             body["script_name"], body["script_args"] = resolve_script_args(
                 body.pop("script"), self.script_info(), endpoint == "img2img"
             )
+        if body.get("enable_hr"):  # the forks' APIs need their own hires fields (A1111 ignores unknown fields)
+            body.setdefault("hr_cfg", body.get("cfg_scale", 7.0))  # Forge, Neo, reForge (API default 1: no uncond)
+            body.setdefault("hr_cfg_scale", body.get("cfg_scale", 7.0))  # Classic (API default None fails)
+            body.setdefault("hr_additional_modules", ["Use same choices"])  # Forge (None fails)
         tag = uuid.uuid4().hex
         body.setdefault("alwayson_scripts", {})[TRACE_TITLE] = {"args": [tag]}
         self._request(f"/sdapi/v1/{endpoint}", body)
@@ -156,7 +160,7 @@ class StandIn:
 
     name = "standin"
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "a1111") -> None:
         for path in (str(ROOT), str(ROOT / "webui_standin")):
             if path not in sys.path:
                 sys.path.insert(0, path)
@@ -171,7 +175,7 @@ class StandIn:
         self.checkpoints = {
             scenarios.REFINER_CHECKPOINT: FakeSD1Model(seed=7, name=scenarios.REFINER_CHECKPOINT),
         }
-        harness.start(str(ROOT), self.model, more_extensions=[str(TRACE_EXTENSION)])
+        harness.start(str(ROOT), self.model, more_extensions=[str(TRACE_EXTENSION)], host=host)
         for model in self.checkpoints.values():
             sd_models.register_checkpoint(model)
         self.api = harness.api()
