@@ -1,4 +1,4 @@
-"""Tests for the toy "shapes with hats" diffusion model, its world, and the hat detector."""
+"""Tests for the toy "shapes with accessories" diffusion model, its world, and the accessory detectors."""
 
 from __future__ import annotations
 
@@ -94,33 +94,114 @@ def test_empty_prompt_embedding_is_real(model: ToyLDM) -> None:
     assert torch.allclose(model.get_learned_conditioning([""]), empty)
 
 
-def test_world_render_with_and_without_hat() -> None:
-    img_hat, mask_hat = world.render_scene("circle", "red", "blue", 16.0, 20.0, 7.0, hat=True)
-    img_no, mask_no = world.render_scene("circle", "red", "blue", 16.0, 20.0, 7.0, hat=False)
-    assert img_hat.shape == (3, 32, 32) and mask_hat.dtype == torch.bool
-    assert mask_hat.sum() >= 30 and not mask_no.any()
-    assert img_hat.min() >= -1 and img_hat.max() <= 1
-    diff = (img_hat - img_no).abs().sum(0) > 0
-    assert torch.equal(diff, mask_hat)  # the hat changes exactly its own pixels
-    assert (img_hat[:, mask_hat] == 1.0).all()
+def _scene(*accessories: str) -> world.Scene:
+    return world.one_shape("circle", "red", "blue", 16.0, 20.0, 7.0, accessories)
+
+
+@pytest.mark.parametrize("accessory", world.ACCESSORIES)
+def test_each_accessory_changes_exactly_its_own_pixels(accessory: str) -> None:
+    img_with, masks = world.render_scene(_scene(accessory))
+    img_without, masks_without = world.render_scene(_scene())
+    assert img_with.shape == (3, 32, 32) and img_with.min() >= -1 and img_with.max() <= 1
+    assert not any(m.any() for m in masks_without.values())
+    changed = (img_with - img_without).abs().sum(0) > 0
+    assert torch.equal(changed, masks[accessory])
+    others = [a for a in world.ACCESSORIES if a != accessory]
+    assert not any(masks[a].any() for a in others)
+    rgb = (img_with[:, masks[accessory]] + 1) / 2  # [3, pixels] in [0, 1]
+    if accessory == "hat":
+        assert (rgb == 1.0).all()
+    elif accessory == "glasses":
+        assert (rgb == 0.0).all()
+    else:  # every other row of the shape at half its colour
+        assert torch.allclose(rgb, torch.tensor(world.COLORS["red"])[:, None] * world.STRIPE_DARKEN)
+        rows = masks[accessory].any(1).nonzero().flatten()
+        assert ((rows % 2) == 1).all() and len(rows) >= 5
+
+
+def test_accessory_scales_differ() -> None:
+    _, masks = world.render_scene(_scene(*world.ACCESSORIES))
+    hat, glasses, stripes = (int(masks[a].sum()) for a in world.ACCESSORIES)
+    assert hat >= 40 and 10 <= glasses <= 30 and stripes >= 40
+    # stripes are the fine texture: a run of single rows; glasses are two small blobs on the shape
+    assert masks["glasses"].any(0).sum() < masks["hat"].any(0).sum()
+
+
+def test_two_shape_scenes_keep_their_shapes_apart() -> None:
+    batch = world.sample_scenes(400, seed=21)
+    two = batch.n_shapes == 2
+    assert 0.25 < two.float().mean() < 0.55
+    left = batch.cx[two, 0] + batch.size[two, 0]
+    right = batch.cx[two, 1] - batch.size[two, 1]
+    assert (left < right).all()
+    shapes = world.shape_masks(batch)
+    assert not (shapes[:, 0] & shapes[:, 1])[two].any()
+    assert not shapes[~two, 1].any()  # a one-shape scene draws nothing in slot 1
+    imgs, masks = world.render(batch)
+    assert torch.isfinite(imgs).all() and set(masks) == set(world.ACCESSORIES)
     with pytest.raises(ValueError):
-        world.render_scene("hexagon", "red", "blue", 16.0, 20.0, 7.0, hat=False)
+        world.render_scene(world.one_shape("hexagon", "red", "blue", 16.0, 20.0, 7.0))
     a, _ = world.render(world.sample_scenes(8, seed=5))
     b, _ = world.render(world.sample_scenes(8, seed=5))
     c, _ = world.render(world.sample_scenes(8, seed=6))
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-def test_detector_accuracy_on_ground_truth() -> None:
-    assert presence.detector_accuracy(512, seed=11) >= 0.95
-    assert presence.detector_accuracy(512, seed=12, noise_std=0.1) >= 0.95
-    # and it is not trivially constant: a detector that always says "no" would score ~50%
-    batch = world.sample_scenes(256, seed=13, hat_prob=0.5)
+def test_captions_name_accessories_only_sometimes() -> None:
+    import random
+
+    scene = world.Scene(
+        [world.Shape("circle", "red", 8.0, 20.0, 5.0), world.Shape("square", "green", 24.0, 20.0, 5.0)],
+        "gray",
+        frozenset({"hat", "stripes"}),
+    )
+    assert world.caption(scene) == "red circle and green square with hat with stripes on gray background"
+    assert world.caption(scene, mention=("glasses", "stripes")) == (
+        "red circle and green square with stripes on gray background"
+    )
+    batch = world.sample_scenes(2000, seed=3)
+    caps = world.training_captions(batch, random.Random(1))
+    for k, acc in enumerate(world.ACCESSORIES):
+        worn = batch.wears[:, k]
+        named = torch.tensor([acc in c.split() for c in caps])
+        assert not (named & ~worn).any()  # never named when absent
+        rate = float(named[worn].float().mean())
+        assert 0.15 < rate < 0.4, (acc, rate)  # mention_prob 0.3, less the dropped captions
+    assert 0.1 < sum(c == "" for c in caps) / len(caps) < 0.2
+    tokenizer_limit = 16 - 2
+    assert max(len(c.split()) for c in caps) <= tokenizer_limit
+    assert set(" ".join(caps).split()) <= set(world.vocabulary())
+
+
+@pytest.mark.parametrize("accessory", world.ACCESSORIES)
+def test_detector_accuracy_on_ground_truth(accessory: str) -> None:
+    assert presence.detector_accuracy(512, seed=11, accessory=accessory) >= 0.99
+    assert presence.detector_accuracy(512, seed=12, noise_std=0.1, accessory=accessory) >= 0.98
+    # and it is not trivially constant: each accessory is worn in about half of these scenes
+    batch = world.sample_scenes(256, seed=13, accessory_prob=0.5)
     imgs, masks = world.render(batch)
-    pred = presence.accessory_present(imgs)
+    pred = presence.accessory_present(imgs, accessory)
     assert 0.3 < pred.float().mean() < 0.7
-    region = presence.accessory_region(imgs)
-    assert (region | ~masks).all()  # the region covers every hat pixel
+    worn = batch.wears[:, world.ACCESSORIES.index(accessory)]
+    assert (pred == worn).float().mean() >= 0.97
+    region = presence.accessory_region(imgs, accessory)
+    covered = (region & masks[accessory])[pred].sum() / masks[accessory][pred].sum()
+    assert covered >= 0.97  # the region covers the accessory's pixels (stripes hidden by glasses may break a run)
+
+
+def test_stripe_detector_ignores_edges_and_single_rows() -> None:
+    img, _ = world.render_scene(_scene())
+    one_row = img.clone()
+    one_row[:, 18] = -1.0  # a single dark row across the image (like the bridge of the glasses)
+    two_rows = img.clone()
+    two_rows[:, 14:16] = -1.0
+    for x in (img, one_row, two_rows):
+        assert presence.accessory_score(x, "stripes") == 0
+    striped = img.clone()
+    striped[:, 10:20:2] = -1.0  # five alternating rows are a texture
+    assert presence.accessory_present(striped, "stripes")
+    with pytest.raises(ValueError):
+        presence.accessory_present(img, "scarf")
 
 
 def test_hat_rate_without_negative_is_in_band(rates: dict[str, float]) -> None:
