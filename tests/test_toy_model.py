@@ -210,3 +210,27 @@ def test_hat_rate_without_negative_is_in_band(rates: dict[str, float]) -> None:
 
 def test_negative_prompt_from_step_zero_removes_hats(rates: dict[str, float]) -> None:
     assert rates["from_0"] <= rates["none"] - 0.15, rates
+
+
+def test_training_resumes_to_the_same_weights(tmp_path) -> None:
+    from safetensors.torch import load_file
+
+    from toy import train
+
+    common = ["--iters", "4", "--batch", "4", "--c1", "8", "--c2", "16", "--text-dim", "16", "--device", "cpu"]
+    common += ["--warmup", "2", "--log-every", "100", "--checkpoint-minutes", "0", "--threads", "1"]
+    train.main([*common, "--out", str(tmp_path / "straight")])
+    train.main([*common, "--out", str(tmp_path / "resumed"), "--stop-after", "2"])
+    assert (tmp_path / "resumed" / train.RESUME_NAME).exists()
+    assert not (tmp_path / "resumed" / "toy_shapes.safetensors").exists()
+    train.main([*common, "--out", str(tmp_path / "resumed")])
+    assert not (tmp_path / "resumed" / train.RESUME_NAME).exists()  # removed once training is done
+    a = load_file(str(tmp_path / "straight" / "toy_shapes.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "toy_shapes.safetensors"))
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    c = train.ToyLDM.load(tmp_path / "resumed")
+    assert c.config["training"]["iterations"] == 4 and c.config["unet_c1"] == 8
+    with pytest.raises(SystemExit):  # a checkpoint of another command is not resumed
+        train.main([*common, "--out", str(tmp_path / "resumed"), "--stop-after", "2"])
+        train.main([*common[:1], "6", *common[2:], "--out", str(tmp_path / "resumed")])

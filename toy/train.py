@@ -154,7 +154,8 @@ def train(args: argparse.Namespace) -> ToyLDM:
         now = time.time()
         if (it - 1) % args.log_every == 0 or it == args.iters:
             print(f"it {it:6d} loss {loss.item():.4f} lr {lr:.2e} {wall_before + now - t0:7.1f}s", flush=True)
-        if args.checkpoint_minutes and now - last_ck > args.checkpoint_minutes * 60 and it < args.iters:
+        due = args.checkpoint_minutes and now - last_ck > args.checkpoint_minutes * 60
+        if (due or it == args.stop_after) and it < args.iters:
             state = {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict()}
             state.update(gen=gen.get_state(), rng=rng.getstate(), it=it, wall=wall_before + now - t0)
             out.mkdir(parents=True, exist_ok=True)
@@ -162,6 +163,9 @@ def train(args: argparse.Namespace) -> ToyLDM:
             resume.with_suffix(".tmp").replace(resume)
             last_ck = now
             print(f"checkpoint at iteration {it}", flush=True)
+            if it == args.stop_after:
+                print("stopped (--stop-after); run the same command again to resume", flush=True)
+                return ema
     wall = wall_before + time.time() - t0
     print(f"trained {it} iterations in {wall:.1f}s ({wall / max(it, 1):.3f} s/it)", flush=True)
     _save(ema, args, device, it, wall)
@@ -205,10 +209,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--two-prob", type=float, default=world.DEFAULT_TWO_SHAPE_PROB)
     p.add_argument("--checkpoint-minutes", type=float, default=5.0)
     p.add_argument("--log-every", type=int, default=100)
+    p.add_argument("--stop-after", type=int, default=0, help="write the resume checkpoint at this iteration and stop")
     p.add_argument("--eval-seeds", type=int, default=0, help="after training, report accessory rates over N seeds")
     args = p.parse_args(argv)
     ema = train(args)
-    if args.eval_seeds:
+    if args.eval_seeds and not (Path(args.out) / RESUME_NAME).exists():
         rates = accessory_rates(ema, n=args.eval_seeds, starts=(None, 0, 4, 8))
         print("accessory rates (cfg 7, 20 Euler steps):", json.dumps(rates), flush=True)
         cfg_path = Path(args.out) / "config.json"
