@@ -1,6 +1,6 @@
 """Collect per-case outcomes and per-step detector signals for the auto-detection study (writes a .pt file).
 
-    .venv/bin/python bench/auto_collect.py [--prompts 8] [--seeds 24] [--steps 20] [--out bench/out/auto_cases.pt]
+    .venv/bin/python bench/auto_collect.py [--prompts 8] [--seeds 16] [--steps 20] [--out bench/out/auto_cases.pt]
 
 For every (prompt, seed) case and every accessory of the toy world as the negative prompt it stores:
   - the outcome of every fixed delay 0..steps: accessory present, SSIM outside the accessory region (vs. the
@@ -21,6 +21,7 @@ benchmark (`bench_delay.UNetMeter`): a delayed run's first steps are the referen
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
@@ -133,7 +134,7 @@ def generate(prompt: str, negative: str, base: dict, args: list | None) -> torch
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prompts", type=int, default=8)
-    ap.add_argument("--seeds", type=int, default=24)
+    ap.add_argument("--seeds", type=int, default=16)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--sampler", default="Euler")
     ap.add_argument("--negatives", default=",".join(ACCESSORIES))
@@ -148,6 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     negatives = [n.strip() for n in args.negatives.split(",") if n.strip()]
     model = ToyLDM.load()
     harness.start(str(ROOT), model)
+    logging.getLogger("negative_prompt_delay").setLevel(logging.ERROR)  # delay >= steps warns on every run
     meter = UNetMeter(model)
     steps, n = args.steps, args.seeds
     base = dict(steps=steps, sampler_name=args.sampler, width=32, height=32, batch_size=n, seed=1000, cfg_scale=7.0)

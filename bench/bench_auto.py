@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_auto.py [--data bench/results/auto_cases_20.pt] [--collect] [--repeats 5]
 
-Data: `bench/auto_collect.py` (8 prompts x 24 seeds, Euler, 20 steps, CFG 7, each accessory of the toy world as
+Data: `bench/auto_collect.py` (8 prompts x 16 seeds, Euler, 20 steps, CFG 7, each accessory of the toy world as
 the negative prompt; `--collect` runs it when the file is missing). An image that switches at step k is exactly
 the image of a fixed delay k, so each detector's outcome is a lookup into the stored fixed-delay outcomes.
 

@@ -9,11 +9,9 @@ from toy import presence, world
 from toy.model import WEIGHTS_DIR, WEIGHTS_NAME, ToyLDM, _quick_sample, sd_alphas_cumprod
 from toy.train import eval_prompts
 
-SEEDS = list(range(16))
+SEEDS = list(range(32))
 STEPS = 10
 CFG = 7.0
-# Accessory (hat) rate without a negative prompt on the fixed 16-seed set must lie in this band.
-RATE_BAND = (0.25, 0.75)
 
 
 @pytest.fixture(scope="module")
@@ -22,12 +20,16 @@ def model() -> ToyLDM:
 
 
 @pytest.fixture(scope="module")
-def rates(model: ToyLDM) -> dict[str, float]:
+def rates(model: ToyLDM) -> dict[str, dict[str, float]]:
     prompts = eval_prompts(len(SEEDS))
+    plain = _quick_sample(model, prompts, "", SEEDS, STEPS, CFG)
     out = {}
-    for key, neg in (("none", ""), ("from_0", world.ACCESSORY_WORD)):
-        imgs = _quick_sample(model, prompts, neg, SEEDS, STEPS, CFG, negative_start_step=0)
-        out[key] = float(presence.accessory_present(imgs).float().mean())
+    for acc in world.ACCESSORIES:
+        negative = _quick_sample(model, prompts, acc, SEEDS, STEPS, CFG, negative_start_step=0)
+        out[acc] = {
+            "none": float(presence.accessory_present(plain, acc).float().mean()),
+            "from_0": float(presence.accessory_present(negative, acc).float().mean()),
+        }
     return out
 
 
@@ -76,11 +78,11 @@ def test_vocabulary_error_lists_vocabulary(model: ToyLDM) -> None:
     for word in model.vocabulary():
         assert word in msg
     with pytest.raises(ValueError):
-        model.validate_prompt("glasses")
+        model.validate_prompt("scarf")
     model.validate_prompt("")
-    model.validate_prompt("Red circle, with hat")
+    model.validate_prompt("Red circle and blue square, with hat with glasses with stripes")
     assert set(model.vocabulary()) == set(world.vocabulary())
-    assert "hat" in model.vocabulary()
+    assert {"hat", "glasses", "stripes", "and"} <= set(model.vocabulary())
 
 
 def test_empty_prompt_embedding_is_real(model: ToyLDM) -> None:
@@ -204,12 +206,20 @@ def test_stripe_detector_ignores_edges_and_single_rows() -> None:
         presence.accessory_present(img, "scarf")
 
 
-def test_hat_rate_without_negative_is_in_band(rates: dict[str, float]) -> None:
-    assert RATE_BAND[0] <= rates["none"] <= RATE_BAND[1], rates
+def test_hat_is_drawn_unasked_and_removed_by_the_negative_from_step_zero(rates: dict) -> None:
+    assert 0.2 <= rates["hat"]["none"] <= 0.6, rates  # measured 0.38 (12 of 32)
+    assert rates["hat"]["from_0"] <= rates["hat"]["none"] - 0.2, rates  # measured 0.03
 
 
-def test_negative_prompt_from_step_zero_removes_hats(rates: dict[str, float]) -> None:
-    assert rates["from_0"] <= rates["none"] - 0.15, rates
+def test_glasses_are_rarely_drawn_unasked(rates: dict) -> None:
+    # the bundled model draws glasses on about 2 % of the benchmark's cases: too few to measure removal well
+    assert rates["glasses"]["none"] <= 0.15 and rates["glasses"]["from_0"] <= rates["glasses"]["none"], rates
+
+
+def test_stripes_negative_from_step_zero_draws_stripes(rates: dict) -> None:
+    # reverse activation (Ban et al.): the negative prompt applied from step 0 adds the texture it names
+    assert rates["stripes"]["none"] <= 0.3, rates  # measured 0.09
+    assert rates["stripes"]["from_0"] >= rates["stripes"]["none"] + 0.15, rates  # measured 0.44
 
 
 def test_training_resumes_to_the_same_weights(tmp_path) -> None:

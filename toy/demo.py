@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TITLE = "Negative Prompt Delay"
 DEFAULT_PROMPT = "red circle on blue background"
 DEFAULT_SEEDS = "1-6"
-DEFAULT_DELAYS = "2,4,6"
+DEFAULT_DELAYS = "1,2,4"
 DEFAULT_NEGATIVE = "hat"
 PSNR_CAP_DB = 100.0
 """PSNR of identical pixels is infinite; means and JSON values are capped at this many dB."""

@@ -75,7 +75,8 @@ def stripe_pixels(images: torch.Tensor | np.ndarray, threshold: float = STRIPE_T
     (magnitude above `threshold`) over four consecutive rows starting at the pixel's row or ending at it."""
     lum = _unit(images).mean(dim=1, keepdim=True)  # [N,1,H,W]
     p = F.pad(lum, (0, 0, 1, 1), mode="replicate")
-    s = (p[:, :, 1:-1] - 0.5 * (p[:, :, :-2] + p[:, :, 2:]))[:, 0]  # [N,H,W]
+    s = p[:, :, 1:-1] - 0.5 * (p[:, :, :-2] + p[:, :, 2:])
+    s = F.avg_pool2d(F.pad(s, (1, 1, 0, 0), mode="replicate"), (1, 3), stride=1)[:, 0]  # along the row, [N,H,W]
     strong = s.abs() > threshold
     ok = ((s[:, :-1] * s[:, 1:]) < 0) & strong[:, :-1] & strong[:, 1:]  # rows y and y+1 alternate, [N,H-1,W]
     length = ok.shape[1] - (RUN_ROWS - 2)
