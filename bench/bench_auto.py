@@ -237,14 +237,16 @@ def plot(report: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     pooled_rows = report["pooled"]["signals"]
-    labels = [f"{r['signal']} lag {r['lag']}" for r in pooled_rows] + ["shipped defaults"]
+    labels = [f"{r['signal']} lag {r['lag']}" for r in pooled_rows] + ["a_cos, window tuned on all", "shipped defaults"]
     values = [r["vs_oracle"] for r in pooled_rows] + [report["defaults"]["pooled"]["vs_oracle"]]
-    colors = ["#4c72b0" if r["lag"] == 0 else "#9fb3d1" for r in pooled_rows] + ["#dd8452"]
+    values.append(report["shipped"]["pooled"]["vs_oracle"])
+    colors = ["#4c72b0" if r["lag"] == 0 else "#9fb3d1" for r in pooled_rows] + ["#c9a27e", "#dd8452"]
     fig, ax = plt.subplots(figsize=(8.5, 4.6))
     ax.barh(range(len(values)), values, color=colors, label="all accessories pooled")
     marks = {"hat": "o", "glasses": "s", "stripes": "^"}
     for n, res in report["accessories"].items():
         xs = [r["vs_oracle"] for r in res["signals"]] + [report["defaults"]["per_accessory"][n]["vs_oracle"]]
+        xs.append(report["shipped"]["per_accessory"][n]["vs_oracle"])
         ax.plot(xs, range(len(xs)), marks.get(n, "x"), color="k", ms=4, ls="", label=n)
     ax.set_yticks(range(len(values)), labels, fontsize=8)
     ax.invert_yaxis()
@@ -252,8 +254,8 @@ def plot(report: dict, path: Path) -> None:
     ax.axvline(fixed, color="k", ls="--", lw=1)
     ax.text(fixed, len(values) - 0.3, f" best fixed delay ({report['pooled']['best_fixed_delay']})", fontsize=8)
     ax.axvline(0.9, color="r", ls=":", lw=1)
-    ax.set_xlim(0.5, 1.0)
-    ax.legend(fontsize=7, loc="lower left")
+    ax.set_xlim(0.4, 1.0)
+    ax.legend(fontsize=7, loc="upper left")
     ax.set_xlabel("mean score / oracle (out of sample, leave one prompt out)")
     c = report["config"]
     ax.set_title(
@@ -272,7 +274,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=5, help="timing repeats of the overhead measurement")
     ap.add_argument("--max-extra-pct", type=float, default=5.0, help="extra model work allowed when tuning")
     ap.add_argument("--results", default=str(ROOT / "bench" / "results"))
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: small tensors)")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     data_path = Path(args.data)
     if not data_path.exists():
         if not args.collect:
