@@ -1,10 +1,10 @@
 """Collect per-case outcomes and per-step detector signals for the auto-detection study (writes a .pt file).
 
-    .venv/bin/python bench/auto_collect.py [--prompts 8] [--seeds 24] [--steps 10] [--out bench/out/auto_cases.pt]
+    .venv/bin/python bench/auto_collect.py [--prompts 8] [--seeds 16] [--steps 20] [--out bench/out/auto_cases.pt]
 
-For every (prompt, seed) case it stores:
-  - the outcome of every fixed delay 0..steps: hat present, SSIM outside the hat region (vs. the no-negative
-    image) and the benchmark score (`metrics.case_score`); delay == steps means "never switched";
+For every (prompt, seed) case and every accessory of the toy world as the negative prompt it stores:
+  - the outcome of every fixed delay 0..steps: accessory present, SSIM outside the accessory region (vs. the
+    no-negative image) and the benchmark score (`metrics.case_score`); delay == steps means "never switched";
   - per step k of the trajectory that still uses the empty negative (identical, up to step k, to the trajectory
     of every delay >= k), the candidate signals measured at step k's own x:
       a_cos   cosine(x0_neg - x0_empty, x0_pos - x0_empty)                       (needs the negative evaluated)
@@ -12,14 +12,16 @@ For every (prompt, seed) case it stores:
       b_mean  mean attention probability from the positive pass's queries to the negative prompt's word tokens
       b_conc  share of that attention map's mass in its top 10 % pixels
       c       relative change of the positive x0 since step k-1 (inf at k = 0)
-      w       hat pixels in the positive x0 (toy-only reference: reads the picture itself)
+      w       accessory pixels in the positive x0 (toy-only reference: reads the picture itself)
 An image that switches at step k produces exactly the image of a fixed delay k, so a detector's result is a
-lookup into the stored outcomes (`bench/bench_auto.py`).
+lookup into the stored outcomes (`bench/bench_auto.py`). The model's evaluations are memoised as in the delay
+benchmark (`bench_delay.UNetMeter`): a delayed run's first steps are the reference's, answered exactly.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
@@ -27,7 +29,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "webui_standin")]
+sys.path[:0] = [str(ROOT), str(ROOT / "webui_standin"), str(ROOT / "bench")]
 
 import harness  # noqa: E402
 from modules import script_callbacks  # noqa: E402
@@ -35,18 +37,18 @@ from modules import script_callbacks  # noqa: E402
 from lib_negative_delay import TITLE  # noqa: E402
 from toy import metrics, presence  # noqa: E402
 from toy.model import ToyLDM  # noqa: E402
+from toy.world import ACCESSORIES  # noqa: E402
 
 PROMPTS = [
     "red circle on blue background",
-    "green square on black background",
-    "yellow triangle on gray background",
-    "purple circle on green background",
+    "green square on gray background",
+    "yellow triangle on purple background",
+    "purple circle and orange square on green background",
     "orange square on blue background",
-    "blue triangle on black background",
-    "red square on gray background",
-    "yellow circle on green background",
+    "blue triangle and red circle on gray background",
+    "red square on purple background",
+    "yellow circle and green triangle on blue background",
 ]
-NEGATIVE = "hat"
 SIGNALS = ("a_cos", "a_gain", "b_mean", "b_conc", "c", "w")
 
 
@@ -61,6 +63,7 @@ class SignalRecorder:
 
     def __init__(self, model: ToyLDM, batch: int, negative: str) -> None:
         self.model = model
+        self.negative = negative
         self.batch = batch
         self.neg_context = model.get_learned_conditioning([negative])
         words = len(negative.split())
@@ -119,7 +122,7 @@ class SignalRecorder:
         prev = self._previous_x0
         self.rows["c"].append(torch.full((b,), float("inf")) if prev is None else relative_change(prev, x0_pos))
         self._previous_x0 = x0_pos
-        self.rows["w"].append(presence.accessory_score(x0_pos.clamp(-1, 1)))
+        self.rows["w"].append(presence.accessory_score(x0_pos.clamp(-1, 1), self.negative))
 
 
 def generate(prompt: str, negative: str, base: dict, args: list | None) -> torch.Tensor:
@@ -131,52 +134,72 @@ def generate(prompt: str, negative: str, base: dict, args: list | None) -> torch
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prompts", type=int, default=8)
-    ap.add_argument("--seeds", type=int, default=24)
-    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--seeds", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--sampler", default="Euler")
-    ap.add_argument("--with-hat", action="store_true", help='name the hat in the prompt ("red circle with hat on ...")')
+    ap.add_argument("--negatives", default=",".join(ACCESSORIES))
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "auto_cases.pt"))
     args = ap.parse_args(argv)
+    from bench_delay import UNetMeter
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    negatives = [n.strip() for n in args.negatives.split(",") if n.strip()]
     model = ToyLDM.load()
     harness.start(str(ROOT), model)
+    logging.getLogger("negative_prompt_delay").setLevel(logging.ERROR)  # delay >= steps warns on every run
+    meter = UNetMeter(model)
     steps, n = args.steps, args.seeds
     base = dict(steps=steps, sampler_name=args.sampler, width=32, height=32, batch_size=n, seed=1000, cfg_scale=7.0)
     prompts = PROMPTS[: args.prompts]
-    if args.with_hat:
-        prompts = [p.replace(" on ", " with hat on ", 1) for p in prompts]
-    data: dict[str, list] = {"hat": [], "ssim": [], "score": [], "hat_ref": [], **{k: [] for k in SIGNALS}}
+    keys = ("present", "ssim", "score", "present_ref", *SIGNALS)
+    data: dict[str, dict[str, list]] = {neg: {k: [] for k in keys} for neg in negatives}
     t0 = time.perf_counter()
-    for pi, prompt in enumerate(prompts):
-        ref = generate(prompt, "", base, None)
-        data["hat_ref"].append(presence.accessory_present(ref * 2 - 1))
-        hats, ssims, scores = [], [], []
-        for delay in range(steps + 1):
-            img = generate(prompt, NEGATIVE, base, [True, delay])
-            hat = presence.accessory_present(img * 2 - 1)
-            s = metrics.preservation(img, ref)["ssim"]
-            hats.append(hat)
-            ssims.append(s)
-            scores.append(metrics.case_score(hat, s))
-        data["hat"].append(torch.stack(hats))
-        data["ssim"].append(torch.stack(ssims))
-        data["score"].append(torch.stack(scores))
-        rec = SignalRecorder(model, n, NEGATIVE)
-        script_callbacks.on_cfg_denoiser(rec)
-        try:
-            generate(prompt, NEGATIVE, base, [True, steps])  # the negative is never applied
-        finally:
-            rec.close()
-            cbs = script_callbacks.callback_map["callbacks_cfg_denoiser"]
-            cbs[:] = [c for c in cbs if c.callback is not rec]
-        for k in SIGNALS:
-            data[k].append(torch.stack(rec.rows[k]))  # [steps, n]
-        print(f"{pi + 1}/{len(prompts)} {prompt!r}: {time.perf_counter() - t0:.0f} s", flush=True)
-    out = {k: torch.stack(v) for k, v in data.items()}  # [prompts, ...]
-    out["config"] = {"prompts": prompts, "seeds": n, "steps": steps, "sampler": args.sampler, "negative": NEGATIVE}
+    with torch.inference_mode():
+        for pi, prompt in enumerate(prompts):
+            meter.memo.clear()
+            meter.memo_on, meter.store = True, True
+            ref = generate(prompt, "", base, None)
+            meter.store = False
+            for neg in negatives:
+                d = data[neg]
+                d["present_ref"].append(presence.accessory_present(ref * 2 - 1, neg))
+                present, ssims, scores = [], [], []
+                for delay in range(steps + 1):
+                    img = generate(prompt, neg, base, [True, delay])
+                    now = presence.accessory_present(img * 2 - 1, neg)
+                    s = metrics.preservation(img, ref, accessory=neg)["ssim"]
+                    present.append(now)
+                    ssims.append(s)
+                    scores.append(metrics.case_score(now, s))
+                d["present"].append(torch.stack(present))
+                d["ssim"].append(torch.stack(ssims))
+                d["score"].append(torch.stack(scores))
+                rec = SignalRecorder(model, n, neg)
+                script_callbacks.on_cfg_denoiser(rec)
+                try:
+                    generate(prompt, neg, base, [True, steps])  # the negative is never applied
+                finally:
+                    rec.close()
+                    cbs = script_callbacks.callback_map["callbacks_cfg_denoiser"]
+                    cbs[:] = [c for c in cbs if c.callback is not rec]
+                for k in SIGNALS:
+                    d[k].append(torch.stack(rec.rows[k]))  # [steps, n]
+            print(f"{pi + 1}/{len(prompts)} {prompt!r}: {time.perf_counter() - t0:.0f} s", flush=True)
+    out: dict = {neg: {k: torch.stack(v) for k, v in d.items()} for neg, d in data.items()}  # [prompts, ...]
+    out["config"] = {
+        "prompts": prompts,
+        "seeds": n,
+        "steps": steps,
+        "sampler": args.sampler,
+        "negatives": negatives,
+        "model": model.sd_model_hash,
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     torch.save(out, args.out)
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out} ({time.perf_counter() - t0:.0f} s)")
 
 
 if __name__ == "__main__":

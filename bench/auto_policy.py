@@ -60,3 +60,63 @@ def tune(
             if float(total) > best + 1e-9:
                 best, arg = float(total), (tau, high)
     return arg
+
+
+def flatten_prompts(x: torch.Tensor, prompts: list[int]) -> torch.Tensor:
+    """[P, K, n] -> [K, len(prompts) * n]: the chosen prompts' cases side by side."""
+    return torch.cat([x[p] for p in prompts], dim=-1)
+
+
+def switch_steps_many(
+    signal: torch.Tensor, taus: torch.Tensor, higher: bool, low: int, high: int, lag: int
+) -> torch.Tensor:
+    """`switch_steps` for many thresholds at once: signal [steps, n], taus [T] -> switch steps [T, n]."""
+    steps, n = signal.shape
+    if lag:
+        signal = torch.cat([torch.full_like(signal[:lag], float("nan")), signal[:-lag]])
+    sig = signal[low:high]  # [W, n]
+    t = taus.to(sig.dtype)[:, None, None]
+    passed = (sig[None] >= t) if higher else (sig[None] <= t)
+    passed &= ~torch.isnan(sig)[None]
+    idx = torch.arange(low, high)[None, :, None].expand_as(passed)
+    return torch.where(passed, idx, torch.full_like(idx, high)).min(dim=1).values
+
+
+def tune_window(
+    score: torch.Tensor,
+    signal: torch.Tensor,
+    train: list[int],
+    taus: list[float],
+    lows: list[int],
+    spans: list[int],
+    higher: bool,
+    lag: int,
+    kind: str,
+    max_extra: float,
+) -> tuple[float, int, int]:
+    """Best (tau, low, high) on the ``train`` prompts among windows [low, low + span) whose extra model work
+    (evaluations per image, `extra_evaluations`) is at most ``max_extra`` on average; score [P, D+1, n],
+    signal [P, steps, n]. Falls back to the cheapest choice when none fits."""
+    sc, sig = flatten_prompts(score, train), flatten_prompts(signal, train)
+    steps = sig.shape[0]
+    tt = torch.tensor(taus)
+    best, arg = -1.0, None
+    cheapest, cheap_arg = float("inf"), (taus[0], lows[0], lows[0] + 1)
+    for low in lows:
+        for high in sorted({min(low + span, steps) for span in spans}):
+            if high <= low:
+                continue
+            st = switch_steps_many(sig, tt, higher, low, high, lag)  # [T, n]
+            extra = extra_evaluations(st, low, high, kind).mean(dim=1)  # [T]
+            totals = sc.gather(0, st.clamp(max=sc.shape[0] - 1)).mean(dim=1)  # [T]
+            i_cheap = int(extra.argmin())
+            if float(extra[i_cheap]) < cheapest:
+                cheapest, cheap_arg = float(extra[i_cheap]), (taus[i_cheap], low, high)
+            ok = extra <= max_extra + 1e-9
+            if not ok.any():
+                continue
+            masked = torch.where(ok, totals, torch.full_like(totals, -1.0))
+            i = int(masked.argmax())
+            if float(masked[i]) > best + 1e-9:
+                best, arg = float(masked[i]), (taus[i], low, high)
+    return arg if arg is not None else cheap_arg

@@ -1,23 +1,25 @@
 """Which signal finds the critical step? Detector signals against fixed delays and the per-case oracle.
 
-    .venv/bin/python bench/bench_auto.py [--data bench/results/auto_cases_10.pt] [--collect] [--repeats 5]
+    .venv/bin/python bench/bench_auto.py [--data bench/results/auto_cases_20.pt] [--collect] [--repeats 5]
 
-Data: `bench/auto_collect.py` (8 prompts x 32 seeds, Euler, 10 steps, CFG 7, negative "hat"; about 15 min on
-2 cores; `--collect` runs it when the file is missing). An image that switches at step k is exactly the image
-of a fixed delay k, so each detector's outcome is a lookup into the stored fixed-delay outcomes.
+Data: `bench/auto_collect.py` (8 prompts x 16 seeds, Euler, 20 steps, CFG 7, each accessory of the toy world as
+the negative prompt; `--collect` runs it when the file is missing). An image that switches at step k is exactly
+the image of a fixed delay k, so each detector's outcome is a lookup into the stored fixed-delay outcomes.
 
-Score per case (`metrics.SCORE_DEFINITION`, the delay benchmark's score): (1 - hat present) x SSIM outside the
-hat region against the image made without the negative prompt. The oracle takes each case's best fixed delay;
-"best fixed" is the single delay with the best mean over all cases.
+Score per case (`metrics.SCORE_DEFINITION`, the delay benchmark's score): (1 - accessory present) x SSIM outside
+the accessory region against the image made without the negative prompt. The oracle takes each case's best fixed
+delay; "best fixed" is the single delay with the best mean over all cases.
 
-Each signal's threshold and latest step are tuned on 7 prompts and scored on the 8th (leave one prompt out),
-so the scores are out of sample. "lag 0": the signal of step k decides step k (the switch then uses one extra
-evaluation of the negative branch at k, as the product does); "lag 1": step k is decided from step k-1's
-signal (no extra evaluation, but never at step 0). Extra UNet work counts the negative-branch evaluations
-against the 2 evaluations per image and step of plain CFG.
+Each signal's threshold and window (earliest and latest step) are tuned on 7 prompts and scored on the 8th (leave
+one prompt out), so the scores are out of sample; windows whose extra model work exceeds `--max-extra-pct` (5 %
+of plain CFG's 2 evaluations per image and step) on the training prompts are not allowed. "lag 0": the signal of
+step k decides step k (the switch then uses one extra evaluation of the negative branch at k, as the product
+does); "lag 1": step k is decided from step k-1's signal (no extra evaluation, but never at step 0).
 
-Also: the product's own default (alignment, sensitivity 0.5, steps 0-3) on the same cases, and its wall-time
-overhead against a fixed delay, measured in this run (interleaved repeats on the toy model).
+Per accessory and for the three pooled (cases side by side). The product's defaults (alignment signal:
+sensitivity, earliest and latest step) are the window tuned on the pooled cases of all prompts; they are also
+checked leaving one accessory out (tuned on two, scored on the third). Also: the defaults' wall-time overhead
+against a fixed delay, measured in this run (interleaved repeats on the toy model).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "webui_standin"), str(ROOT / "bench")]
 
-from auto_policy import case_scores, extra_evaluations, switch_steps, tune  # noqa: E402
+from auto_policy import case_scores, extra_evaluations, switch_steps, tune_window  # noqa: E402
 
 from lib_negative_delay.detector import threshold_for  # noqa: E402
 from lib_negative_delay.settings import DelaySettings  # noqa: E402
@@ -47,8 +49,9 @@ SIGNALS = {
     "b_mean": ("b. cross-attention mass on the negative's tokens", True, "at_switch"),
     "b_conc": ("b. cross-attention concentration (top 10 %)", True, "at_switch"),
     "c": ("c. x0 stabilisation", False, "at_switch"),
-    "w": ("toy-only ceiling: hat pixels in the positive x0", True, "at_switch"),
+    "w": ("toy-only ceiling: accessory pixels in the positive x0", True, "at_switch"),
 }
+SPANS = [1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20]
 
 
 def thresholds(signal: torch.Tensor, n: int = 50) -> list[float]:
@@ -56,10 +59,41 @@ def thresholds(signal: torch.Tensor, n: int = 50) -> list[float]:
     return sorted({round(float(q), 5) for q in torch.quantile(v, torch.linspace(0.01, 0.99, n))})
 
 
-def evaluate(data: dict) -> dict:
+def _ratio(a: float, b: float) -> float:
+    return round(a / b, 4) if b else float("nan")
+
+
+def pooled(data: dict, negatives: list[str]) -> dict:
+    """The cases of several accessories side by side (last dimension)."""
+    return {k: torch.cat([data[n][k] for n in negatives], dim=-1) for k in data[negatives[0]]}
+
+
+def score_window(data: dict, tau: float, low: int, high: int) -> dict:
+    """Alignment detector with one fixed (tau, low, high) on every case of `data`."""
+    score = data["score"].float()
+    cos = data["a_cos"].float()
+    prompts, d1, _ = score.shape
+    steps = d1 - 1
+    st = [switch_steps(cos[p], tau, True, low, high, 0) for p in range(prompts)]
+    s = float(torch.cat([case_scores(score[p], st[p]) for p in range(prompts)]).mean())
+    extra = torch.cat([extra_evaluations(x, low, high, "every") for x in st])
+    best_fixed = float(score.mean(dim=(0, 2)).max())
+    oracle = float(score.max(dim=1).values.mean())
+    return {
+        "score": round(s, 4),
+        "vs_best_fixed": _ratio(s, best_fixed),
+        "vs_oracle": _ratio(s, oracle),
+        "mean_switch_step": round(float(torch.cat(st).float().mean()), 2),
+        "extra_unet_work_pct": round(float(extra.mean()) / (2 * steps) * 100, 2),
+    }
+
+
+def evaluate(data: dict, max_extra_pct: float) -> dict:
+    """Fixed delays, oracle, every signal out of sample (leave one prompt out), the product's defaults."""
     score = data["score"].float()  # [P, D+1, N]
     prompts, d1, _ = score.shape
     steps = d1 - 1
+    max_extra = max_extra_pct / 100 * 2 * steps
     by_delay = score.mean(dim=(0, 2))
     best_delay = int(by_delay.argmax())
     best_fixed = float(by_delay[best_delay])
@@ -69,16 +103,17 @@ def evaluate(data: dict) -> dict:
         signal = data[key].float()
         taus = thresholds(signal)
         for lag in (0, 1):
-            low = lag
+            lows = list(range(lag, min(steps, 10)))
+            kind_here = kind if lag == 0 else "none"
             outs, switches, extra, chosen = [], [], [], []
             for test in range(prompts):
                 train = [p for p in range(prompts) if p != test]
-                tau, high = tune(score, signal, train, taus, list(range(low + 1, steps + 1)), higher, low, lag)
+                tau, low, high = tune_window(score, signal, train, taus, lows, SPANS, higher, lag, kind_here, max_extra)
                 st = switch_steps(signal[test], tau, higher, low, high, lag)
                 outs.append(case_scores(score[test], st))
                 switches.append(st.float())
-                extra.append(extra_evaluations(st, low, high, kind if lag == 0 else "none"))
-                chosen.append([tau, high])
+                extra.append(extra_evaluations(st, low, high, kind_here))
+                chosen.append([tau, low, high])
             s = float(torch.cat(outs).mean())
             rows.append(
                 {
@@ -86,45 +121,63 @@ def evaluate(data: dict) -> dict:
                     "label": label,
                     "lag": lag,
                     "score": round(s, 4),
-                    "vs_best_fixed": round(s / best_fixed, 4),
-                    "vs_oracle": round(s / oracle, 4),
+                    "vs_best_fixed": _ratio(s, best_fixed),
+                    "vs_oracle": _ratio(s, oracle),
                     "mean_switch_step": round(float(torch.cat(switches).mean()), 2),
                     "extra_unet_work_pct": round(float(torch.cat(extra).mean()) / (2 * steps) * 100, 2),
-                    "tuned_tau_high_per_fold": chosen,
+                    "tuned_tau_low_high_per_fold": chosen,
                 }
             )
-    hat_ref = data["hat_ref"]
-    whether = torch.where(hat_ref, score[:, 0], score[:, steps])
-    default = DelaySettings()
-    tau = threshold_for(default.sensitivity)
-    cosines = data["a_cos"].float()
-    st = [switch_steps(cosines[p], tau, True, default.auto_min, default.auto_max, 0) for p in range(prompts)]
-    product = float(torch.cat([case_scores(score[p], st[p]) for p in range(prompts)]).mean())
-    product_extra = torch.cat([extra_evaluations(s, default.auto_min, default.auto_max, "every") for s in st])
+    ref = data["present_ref"]
+    whether = torch.where(ref, score[:, 0], score[:, steps])
     return {
         "score_definition": metrics.SCORE_DEFINITION,
+        "cases": int(ref.numel()),
+        "rate_without_negative": round(float(ref.float().mean()), 4),
         "mean_score_by_delay": [round(float(x), 4) for x in by_delay],
-        "hat_rate_by_delay": [round(float(x), 4) for x in data["hat"].float().mean(dim=(0, 2))],
+        "rate_by_delay": [round(float(x), 4) for x in data["present"].float().mean(dim=(0, 2))],
         "oracle_delay_histogram": torch.bincount(score.argmax(dim=1).flatten(), minlength=d1).tolist(),
         "best_fixed_delay": best_delay,
         "best_fixed_score": round(best_fixed, 4),
         "oracle_score": round(oracle, 4),
-        "perfect_hat_forecast": {
-            "what": "delay 0 for images that draw a hat without the negative prompt, never for the others",
+        "perfect_presence_forecast": {
+            "what": "delay 0 for images that draw the accessory without the negative prompt, never for the others",
             "score": round(float(whether.mean()), 4),
-            "vs_best_fixed": round(float(whether.mean()) / best_fixed, 4),
+            "vs_best_fixed": _ratio(float(whether.mean()), best_fixed),
         },
         "signals": rows,
-        "product_default": {
-            "settings": f"alignment, sensitivity {default.sensitivity} (cosine >= {tau:g}), steps "
-            f"{default.auto_min}-{default.auto_max}; chosen on these cases (in-sample)",
-            "score": round(product, 4),
-            "vs_best_fixed": round(product / best_fixed, 4),
-            "vs_oracle": round(product / oracle, 4),
-            "mean_switch_step": round(float(torch.cat(st).float().mean()), 2),
-            "extra_unet_work_pct": round(float(product_extra.mean()) / (2 * steps) * 100, 2),
-        },
     }
+
+
+def choose_defaults(data: dict, negatives: list[str], max_extra_pct: float) -> dict:
+    """The alignment detector's window and threshold tuned on every prompt of the pooled cases (the shipped
+    defaults), and the same tuning leaving one accessory out (tuned on the others, scored on it)."""
+    both = pooled(data, negatives)
+    steps = both["score"].shape[1] - 1
+    max_extra = max_extra_pct / 100 * 2 * steps
+    taus = [round(-1.0 + 0.05 * i, 2) for i in range(41)]  # the cosine's range, on a grid a slider can hit
+    lows = list(range(0, min(steps, 10)))
+    everything = list(range(both["score"].shape[0]))
+
+    def fit(d: dict) -> tuple[float, int, int]:
+        return tune_window(
+            d["score"].float(), d["a_cos"].float(), everything, taus, lows, SPANS, True, 0, "every", max_extra
+        )
+
+    tau, low, high = fit(both)
+    out = {
+        "tau": tau,
+        "earliest": low,
+        "latest": high,
+        "pooled": score_window(both, tau, low, high),
+        "per_accessory": {n: score_window(data[n], tau, low, high) for n in negatives},
+        "leave_one_accessory_out": {},
+    }
+    for n in negatives:
+        rest = [m for m in negatives if m != n]
+        t, lo, hi = fit(pooled(data, rest))
+        out["leave_one_accessory_out"][n] = {"tau": t, "earliest": lo, "latest": hi, **score_window(data[n], t, lo, hi)}
+    return out
 
 
 def measure_overhead(repeats: int, steps: int, batch: int) -> dict:
@@ -148,7 +201,7 @@ def measure_overhead(repeats: int, steps: int, batch: int) -> dict:
     }
     base = dict(
         prompt="red circle on blue background",
-        negative_prompt="hat",
+        negative_prompt="glasses",
         steps=steps,
         sampler_name="Euler",
         width=32,
@@ -183,34 +236,48 @@ def plot(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = report["signals"]
-    labels = [f"{r['signal']} lag {r['lag']}" for r in rows] + ["shipped default", "perfect hat forecast"]
-    values = [r["vs_oracle"] for r in rows]
-    values += [report["product_default"]["vs_oracle"]]
-    values += [report["perfect_hat_forecast"]["score"] / report["oracle_score"]]
-    colors = ["#4c72b0" if r["lag"] == 0 else "#9fb3d1" for r in rows] + ["#dd8452", "#999999"]
-    fig, ax = plt.subplots(figsize=(8, 4.2))
-    ax.barh(range(len(values)), values, color=colors)
+    pooled_rows = report["pooled"]["signals"]
+    labels = [f"{r['signal']} lag {r['lag']}" for r in pooled_rows] + ["a_cos, window tuned on all", "shipped defaults"]
+    values = [r["vs_oracle"] for r in pooled_rows] + [report["defaults"]["pooled"]["vs_oracle"]]
+    values.append(report["shipped"]["pooled"]["vs_oracle"])
+    colors = ["#4c72b0" if r["lag"] == 0 else "#9fb3d1" for r in pooled_rows] + ["#c9a27e", "#dd8452"]
+    fig, ax = plt.subplots(figsize=(8.5, 4.6))
+    ax.barh(range(len(values)), values, color=colors, label="all accessories pooled")
+    marks = {"hat": "o", "glasses": "s", "stripes": "^"}
+    for n, res in report["accessories"].items():
+        xs = [r["vs_oracle"] for r in res["signals"]] + [report["defaults"]["per_accessory"][n]["vs_oracle"]]
+        xs.append(report["shipped"]["per_accessory"][n]["vs_oracle"])
+        ax.plot(xs, range(len(xs)), marks.get(n, "x"), color="k", ms=4, ls="", label=n)
     ax.set_yticks(range(len(values)), labels, fontsize=8)
     ax.invert_yaxis()
-    fixed = report["best_fixed_score"] / report["oracle_score"]
+    fixed = report["pooled"]["best_fixed_score"] / report["pooled"]["oracle_score"]
     ax.axvline(fixed, color="k", ls="--", lw=1)
-    ax.text(fixed, len(values) - 0.4, f" best fixed delay ({report['best_fixed_delay']})", fontsize=8)
+    ax.text(fixed, len(values) - 0.3, f" best fixed delay ({report['pooled']['best_fixed_delay']})", fontsize=8)
     ax.axvline(0.9, color="r", ls=":", lw=1)
-    ax.set_xlim(0.7, 1.0)
+    ax.set_xlim(0.4, 1.0)
+    ax.legend(fontsize=7, loc="upper left")
     ax.set_xlabel("mean score / oracle (out of sample, leave one prompt out)")
-    ax.set_title("Auto-detection signals on the bundled model (8 prompts x 32 seeds, Euler 10 steps)", fontsize=9)
+    c = report["config"]
+    ax.set_title(
+        f"Auto-detection on the bundled model ({len(c['prompts'])} prompts x {c['seeds']} seeds x "
+        f"{len(c['negatives'])} accessories, Euler {c['steps']} steps)",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(ROOT / "bench" / "results" / "auto_cases_10.pt"))
+    ap.add_argument("--data", default=str(ROOT / "bench" / "results" / "auto_cases_20.pt"))
     ap.add_argument("--collect", action="store_true", help="collect the data first when the file is missing")
     ap.add_argument("--repeats", type=int, default=5, help="timing repeats of the overhead measurement")
+    ap.add_argument("--max-extra-pct", type=float, default=5.0, help="extra model work allowed when tuning")
     ap.add_argument("--results", default=str(ROOT / "bench" / "results"))
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: small tensors)")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     data_path = Path(args.data)
     if not data_path.exists():
         if not args.collect:
@@ -219,18 +286,44 @@ def main(argv: list[str] | None = None) -> None:
 
         auto_collect.main(["--out", str(data_path)])
     data = torch.load(data_path)
-    report = {"config": data["config"], **evaluate(data)}
-    report["overhead"] = measure_overhead(args.repeats, int(data["config"]["steps"]), 8)
+    negatives = list(data["config"]["negatives"])
+    report = {
+        "config": data["config"],
+        "max_extra_pct": args.max_extra_pct,
+        "accessories": {n: evaluate(data[n], args.max_extra_pct) for n in negatives},
+        "pooled": evaluate(pooled(data, negatives), args.max_extra_pct),
+        "defaults": choose_defaults(data, negatives, args.max_extra_pct),
+    }
+    d = DelaySettings()
+    report["shipped"] = {
+        "sensitivity": d.sensitivity,
+        "tau": round(threshold_for(d.sensitivity), 4),
+        "earliest": d.auto_min,
+        "latest": d.auto_max,
+        "pooled": score_window(pooled(data, negatives), threshold_for(d.sensitivity), d.auto_min, d.auto_max),
+        "per_accessory": {
+            n: score_window(data[n], threshold_for(d.sensitivity), d.auto_min, d.auto_max) for n in negatives
+        },
+    }
+    if args.repeats:
+        report["overhead"] = measure_overhead(args.repeats, int(data["config"]["steps"]), 8)
     out = Path(args.results)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench_auto.json").write_text(json.dumps(report, indent=2))
     plot(report, out / "bench_auto.png")
-    print(json.dumps({k: v for k, v in report.items() if k != "signals"}, indent=2))
-    for r in report["signals"]:
+    for name, res in [*report["accessories"].items(), ("pooled", report["pooled"])]:
         print(
-            f"{r['signal']:7s} lag {r['lag']}: {r['vs_best_fixed']:.3f} of best fixed, {r['vs_oracle']:.3f} of oracle, "
-            f"switch {r['mean_switch_step']:.2f}, +{r['extra_unet_work_pct']:.1f} % UNet work"
+            f"== {name}: best fixed {res['best_fixed_delay']} ({res['best_fixed_score']:.4f}), oracle "
+            f"{res['oracle_score']:.4f}, by delay {res['mean_score_by_delay']}"
         )
+        for r in res["signals"]:
+            print(
+                f"{r['signal']:7s} lag {r['lag']}: {r['vs_best_fixed']:.3f} of best fixed, {r['vs_oracle']:.3f} of "
+                f"oracle, switch {r['mean_switch_step']:.2f}, +{r['extra_unet_work_pct']:.1f} % UNet work"
+            )
+    print(json.dumps({k: report[k] for k in ("defaults", "shipped")}, indent=1))
+    if "overhead" in report:
+        print(json.dumps(report["overhead"], indent=1))
 
 
 if __name__ == "__main__":

@@ -5,20 +5,22 @@
     python bench/bench_delay.py --seeds 64 --steps 20 --samplers "Euler,DPM++ 2M" --out bench/out
 
 Every image goes through the WebUI stand-in with the real extension script (txt2img, 32x32, CFG 7). Cases are
-(prompt, seed) pairs: prompts from `toy.train.eval_prompts` (they never name the hat), negative prompt "hat".
+(prompt, seed) pairs: prompts from `toy.train.eval_prompts` (they never name an accessory). Every case is run
+with each accessory of the toy world as the negative prompt ("hat", "glasses", "stripes"), each measured by its
+own detector, so each accessory gets all the cases.
 `--pairing cycle` (default) gives seed i the prompt i mod P, so S seeds make S cases spread over P prompts and
 one batch of S images per generation; `--pairing cross` makes every prompt with every seed (P x S cases).
 
 Per case and sampler the benchmark generates: the reference without a negative prompt, the negative prompt from
 step 0 with the extension disabled, and the extension enabled with every delay 0..steps. It checks that delay 0
-equals the disabled run and delay = steps equals the reference, bit for bit. Per (sampler, delay): hat rate,
-removal success (hat present without the negative, absent with it; over the cases with a hat without), reverse
-activation (absent without, present with; over the cases without), PSNR/SSIM outside the hat regions versus the
-reference of the same case, and a combined per-case score (see `metrics.SCORE_DEFINITION`); the best fixed delay
-is the one with the highest mean score.
+equals the disabled run and delay = steps equals the reference, bit for bit. Per (accessory, sampler, delay):
+accessory rate, removal success (present without the negative, absent with it; over the cases with it without),
+reverse activation (absent without, present with; over the cases without), PSNR/SSIM outside the accessory
+regions versus the reference of the same case, and a combined per-case score (see `metrics.SCORE_DEFINITION`);
+the best fixed delay is the one with the highest mean score. "All accessories" pools the cases of the three.
 
 Speed-up (exact): the model's `apply_model` is wrapped by a memo keyed on the bytes of its inputs. The reference
-and the disabled run are stored; a delayed run's first N steps feed the UNet exactly what the reference fed it
+and the disabled runs are stored; a delayed run's first N steps feed the UNet exactly what the reference fed it
 (same latents, same empty-prompt conditioning), so they are answered from the memo, and delay 0 is answered
 entirely by the disabled run. Any difference in the inputs is a miss and is computed; hits and misses are reported.
 `--no-memo` turns it off.
@@ -53,6 +55,7 @@ from toy import metrics  # noqa: E402
 from toy.model import ToyLDM  # noqa: E402
 from toy.presence import accessory_present, detector_accuracy  # noqa: E402
 from toy.train import eval_prompts  # noqa: E402
+from toy.world import ACCESSORIES  # noqa: E402
 
 TITLE = "Negative Prompt Delay"
 PSNR_CAP_DB = 100.0
@@ -157,9 +160,11 @@ def make_cases(args: argparse.Namespace) -> tuple[list[str], list[list[tuple[str
 
 
 def run_delays(harness: Any, meter: UNetMeter, args: argparse.Namespace, sampler: str, groups: list, bar: Any) -> dict:
-    """All generations for one sampler; returns per-delay image tensors plus reference/plain, cases concatenated."""
-    ref_all, plain_all, delayed_all = [], [], {d: [] for d in range(args.steps + 1)}
-    checks = {"delay0_equals_disabled": True, "delay_steps_equals_no_negative": True}
+    """All generations for one sampler: the reference per group, then per negative prompt the disabled run and
+    every delay; cases concatenated."""
+    ref_all: list[torch.Tensor] = []
+    per_neg = {n: {"plain": [], "delayed": {d: [] for d in range(args.steps + 1)}} for n in args.negatives}
+    checks = {n: {"delay0_equals_disabled": True, "delay_steps_equals_no_negative": True} for n in args.negatives}
     for group in groups:
         prompts = [p for p, _ in group]
         seed = group[0][1]
@@ -167,23 +172,28 @@ def run_delays(harness: Any, meter: UNetMeter, args: argparse.Namespace, sampler
         meter.memo_on = not args.no_memo
         meter.store = True
         ref = generate(harness, prompts, "", seed, args, sampler, [False, 0])
-        bar.update(1)
-        plain = generate(harness, prompts, args.negative, seed, args, sampler, [False, 0])
-        bar.update(1)
-        meter.store = False
-        for d in range(args.steps + 1):
-            delayed_all[d].append(generate(harness, prompts, args.negative, seed, args, sampler, [True, d]))
-            bar.update(1)
-        checks["delay0_equals_disabled"] &= bool(torch.equal(delayed_all[0][-1], plain))
-        checks["delay_steps_equals_no_negative"] &= bool(torch.equal(delayed_all[args.steps][-1], ref))
         ref_all.append(ref)
-        plain_all.append(plain)
+        bar.update(1)
+        for neg in args.negatives:
+            meter.store = True
+            plain = generate(harness, prompts, neg, seed, args, sampler, [False, 0])
+            bar.update(1)
+            meter.store = False
+            delayed = per_neg[neg]["delayed"]
+            for d in range(args.steps + 1):
+                delayed[d].append(generate(harness, prompts, neg, seed, args, sampler, [True, d]))
+                bar.update(1)
+            checks[neg]["delay0_equals_disabled"] &= bool(torch.equal(delayed[0][-1], plain))
+            checks[neg]["delay_steps_equals_no_negative"] &= bool(torch.equal(delayed[args.steps][-1], ref))
+            per_neg[neg]["plain"].append(plain)
         meter.memo.clear()
         meter.memo_on = False
     return {
         "ref": torch.cat(ref_all),
-        "plain": torch.cat(plain_all),
-        "delayed": {d: torch.cat(v) for d, v in delayed_all.items()},
+        "negatives": {
+            n: {"plain": torch.cat(v["plain"]), "delayed": {d: torch.cat(x) for d, x in v["delayed"].items()}}
+            for n, v in per_neg.items()
+        },
         "checks": checks,
     }
 
@@ -204,41 +214,54 @@ def _clean(x: Any) -> Any:
     return x
 
 
-def evaluate(images: dict, case_prompts: list[str], prompts: list[str], steps: int) -> dict:
-    """Per-delay aggregates for one sampler."""
-    ref = images["ref"]
-    hat_ref = accessory_present(ref * 2 - 1)
-    rows = []
+def case_outcomes(ref: torch.Tensor, delayed: dict, accessory: str, steps: int) -> dict:
+    """Per-case outcomes of one accessory: present without the negative [N]; per delay present, PSNR, SSIM [D+1, N]."""
+    present, psnr, ssim = [], [], []
     for d in range(steps + 1):
-        img = images["delayed"][d]
-        hat = accessory_present(img * 2 - 1)
-        pres = metrics.preservation(img, ref)
-        p = pres["psnr"].clamp(max=PSNR_CAP_DB)
-        s = pres["ssim"]
-        score = metrics.case_score(hat, s)
+        img = delayed[d]
+        present.append(accessory_present(img * 2 - 1, accessory))
+        pres = metrics.preservation(img, ref, accessory=accessory)
+        psnr.append(pres["psnr"].clamp(max=PSNR_CAP_DB))
+        ssim.append(pres["ssim"])
+    return {
+        "present_ref": accessory_present(ref * 2 - 1, accessory),
+        "present": torch.stack(present),
+        "psnr": torch.stack(psnr),
+        "ssim": torch.stack(ssim),
+    }
+
+
+def aggregate(cases: dict, case_prompts: list[str], prompts: list[str]) -> dict:
+    """Per-delay aggregates of per-case outcomes (one accessory, or several concatenated)."""
+    ref = cases["present_ref"]
+    rows = []
+    for d in range(cases["present"].shape[0]):
+        now, s, p = cases["present"][d], cases["ssim"][d], cases["psnr"][d]
+        score = metrics.case_score(now, s)
         per_prompt = {}
         for pr in prompts:
             idx = torch.tensor([cp == pr for cp in case_prompts])
             per_prompt[pr] = {
-                "hat_rate": float(hat[idx].float().mean()),
-                "removal": metrics.removal_rate(hat_ref[idx], hat[idx]),
-                "reverse": metrics.reverse_rate(hat_ref[idx], hat[idx]),
+                "rate": float(now[idx].float().mean()),
+                "removal": metrics.removal_rate(ref[idx], now[idx]),
+                "reverse": metrics.reverse_rate(ref[idx], now[idx]),
                 "ssim": float(s[idx].mean()),
+                "score": float(score[idx].mean()),
             }
-        n_with = int(hat_ref.sum())
+        n_with = int(ref.sum())
         rows.append(
             {
                 "delay": d,
-                "hat_rate": float(hat.float().mean()),
-                "removal": metrics.removal_rate(hat_ref, hat),
-                "removed": int(metrics.removal_success(hat_ref, hat).sum()),
-                "hat_without_negative": n_with,
-                "reverse": metrics.reverse_rate(hat_ref, hat),
-                "reversed": int(metrics.reverse_activation(hat_ref, hat).sum()),
-                "no_hat_without_negative": len(hat_ref) - n_with,
+                "rate": float(now.float().mean()),
+                "removal": metrics.removal_rate(ref, now),
+                "removed": int(metrics.removal_success(ref, now).sum()),
+                "present_without_negative": n_with,
+                "reverse": metrics.reverse_rate(ref, now),
+                "reversed": int(metrics.reverse_activation(ref, now).sum()),
+                "absent_without_negative": len(ref) - n_with,
                 "psnr": float(p.mean()),
                 "ssim": float(s.mean()),
-                "ssim_removed_cases": _mean(s[metrics.removal_success(hat_ref, hat)].tolist()),
+                "ssim_removed_cases": _mean(s[metrics.removal_success(ref, now)].tolist()),
                 "score": float(score.mean()),
                 "score_sem": float(score.std() / math.sqrt(len(score))) if len(score) > 1 else math.nan,
                 "per_prompt": per_prompt,
@@ -246,11 +269,42 @@ def evaluate(images: dict, case_prompts: list[str], prompts: list[str], steps: i
         )
     best = max(rows, key=lambda r: r["score"])
     return {
-        "hat_rate_without_negative": float(hat_ref.float().mean()),
+        "cases": len(ref),
+        "rate_without_negative": float(ref.float().mean()),
         "delays": rows,
         "best_delay": best["delay"],
         "best_score": best["score"],
     }
+
+
+def pool(outcomes: list[dict]) -> dict:
+    """Concatenate the per-case outcomes of several accessories (cases side by side)."""
+    return {k: torch.cat([o[k] for o in outcomes], dim=-1) for k in outcomes[0]}
+
+
+def targets(doc: dict) -> dict:
+    """The issue's targets, measured: best pooled delay vs delay 0 per sampler; per-accessory best delays."""
+    out: dict[str, Any] = {"samplers": {}}
+    for sampler, res in doc["pooled"].items():
+        rows = res["delays"]
+        best = rows[res["best_delay"]]
+        zero = rows[0]
+        out["samplers"][sampler] = {
+            "best_delay": best["delay"],
+            "score_ratio_vs_delay0": best["score"] / zero["score"] if zero["score"] else math.nan,
+            "removal_ratio_vs_delay0": best["removal"] / zero["removal"] if zero["removal"] else math.nan,
+            "ssim_gain_vs_delay0": best["ssim"] - zero["ssim"],
+            "met_best_delay_positive_and_1.05x": best["delay"] > 0 and best["score"] >= 1.05 * zero["score"],
+            "met_removal_0.8x_and_ssim_plus_0.03": best["removal"] >= 0.8 * zero["removal"]
+            and best["ssim"] >= zero["ssim"] + 0.03,
+        }
+    spread = {}
+    for sampler in doc["pooled"]:
+        bests = [doc["accessories"][a][sampler]["best_delay"] for a in doc["accessories"]]
+        spread[sampler] = max(bests) - min(bests)
+    out["per_accessory_best_delay_spread"] = spread
+    out["met_spread_2"] = all(v >= 2 for v in spread.values())
+    return out
 
 
 def measure_cost(harness: Any, meter: UNetMeter, args: argparse.Namespace, sampler: str) -> dict:
@@ -261,14 +315,14 @@ def measure_cost(harness: Any, meter: UNetMeter, args: argparse.Namespace, sampl
     cpu: dict[str, list[float]] = {"off": [], "on": []}
     calls: dict[str, list[int]] = {"off": [], "on": []}
     meter.memo_on = False
-    generate(harness, prompts, args.negative, 0, args, sampler, [False, 0])  # warm-up
+    generate(harness, prompts, args.negatives[0], 0, args, sampler, [False, 0])  # warm-up
     for r in range(args.timing_repeats):
         order = ["off", "on"] if r % 2 == 0 else ["on", "off"]
         for mode in order:
             ext = [mode == "on", delay]
             before = meter.calls
             t0, c0 = time.perf_counter(), time.process_time()
-            generate(harness, prompts, args.negative, 0, args, sampler, ext)
+            generate(harness, prompts, args.negatives[0], 0, args, sampler, ext)
             times[mode].append(time.perf_counter() - t0)
             cpu[mode].append(time.process_time() - c0)
             calls[mode].append(meter.calls - before)
@@ -290,56 +344,89 @@ def measure_cost(harness: Any, meter: UNetMeter, args: argparse.Namespace, sampl
     }
 
 
-def write_table(doc: dict, path: Path) -> None:
-    """Markdown table: rows = delays, per sampler: hat rate / removal / reverse / PSNR / SSIM / score."""
-    samplers = list(doc["samplers"])
-    head = "| delay |" + "".join(f" {s}: hat / removal / reverse / PSNR / SSIM / score |" for s in samplers)
-    lines = [
-        f"Toy model, {doc['config']['cases']} cases ({doc['config']['seeds']} seeds, "
-        f"{len(set(doc['config']['prompts']))} distinct prompts, pairing {doc['config']['pairing']}), "
-        f"{doc['config']['steps']} steps, CFG {doc['config']['cfg_scale']:g}, negative "
-        f'"{doc["config"]["negative_prompt"]}". Delay 0 = negative from step 0 (= extension off); '
-        f"delay {doc['config']['steps']} = never applied (= no negative). Removal: over cases with a hat without the "
-        "negative; reverse: over cases without. PSNR (dB, capped at 100)/SSIM outside the hat regions vs the "
-        "no-negative image. Score: " + metrics.SCORE_DEFINITION + ".",
-        "",
-        head,
-        "|---:|" + "---|" * len(samplers),
-    ]
+def _f(x: float | None, nd: int = 2) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{nd}f}"
 
-    def f(x: float | None, nd: int = 2) -> str:
-        return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{nd}f}"
 
-    for d in range(doc["config"]["steps"] + 1):
+def delay_table(results: dict, steps: int, delays: list[int] | None = None) -> list[str]:
+    """Rows = delays; per sampler: rate / removal / reverse / PSNR / SSIM / score (best marked)."""
+    samplers = list(results)
+    head = "| delay |" + "".join(f" {s}: rate / removal / reverse / PSNR / SSIM / score |" for s in samplers)
+    lines = [head, "|---:|" + "---|" * len(samplers)]
+    for d in range(steps + 1) if delays is None else delays:
         cells = []
         for s in samplers:
-            r = doc["samplers"][s]["delays"][d]
-            best = " **best**" if d == doc["samplers"][s]["best_delay"] else ""
+            r = results[s]["delays"][d]
+            best = " **best**" if d == results[s]["best_delay"] else ""
             cells.append(
-                f" {f(r['hat_rate'])} / {f(r['removal'])} / {f(r['reverse'])} / {f(r['psnr'], 1)} / "
-                f"{f(r['ssim'], 3)} / {f(r['score'], 3)}{best} |"
+                f" {_f(r['rate'])} / {_f(r['removal'])} / {_f(r['reverse'])} / {_f(r['psnr'], 1)} / "
+                f"{_f(r['ssim'], 3)} / {_f(r['score'], 3)}{best} |"
             )
         lines.append(f"| {d} |" + "".join(cells))
-    lines.append("")
-    for s in samplers:
-        lines.append(f"- {s}: hat rate without negative {doc['samplers'][s]['hat_rate_without_negative']:.2f}")
-    lines.append(
-        f"- best fixed delay by mean score (samplers averaged): {doc['best_delay_overall']['delay']} "
-        f"(score {doc['best_delay_overall']['score']:.3f})"
+    return lines
+
+
+def best_table(doc: dict) -> list[str]:
+    """Rows = accessories and all pooled; per sampler: best delay, its score, delay 0's score, ratio."""
+    samplers = doc["config"]["samplers"]
+    head = "| accessory | rate without negative |" + "".join(
+        f" {s}: best delay (score; delay 0; ratio) |" for s in samplers
     )
-    for c in doc["cost"]:
+    lines = [head, "|---|---:|" + "---|" * len(samplers)]
+    named = [(a, doc["accessories"][a]) for a in doc["accessories"]] + [("all three, pooled", doc["pooled"])]
+    for name, res in named:
+        rate = res[samplers[0]]["rate_without_negative"]
+        cells = []
+        for s in samplers:
+            r = res[s]
+            b, z = r["best_score"], r["delays"][0]["score"]
+            cells.append(f" **{r['best_delay']}** ({b:.3f}; {z:.3f}; {b / z if z else math.nan:.2f}×) |")
+        lines.append(f"| {name} | {rate:.2f} |" + "".join(cells))
+    return lines
+
+
+def write_table(doc: dict, path: Path) -> None:
+    """Markdown: the best delay per accessory, the pooled per-delay table, then one per-delay table per accessory."""
+    c = doc["config"]
+    lines = [
+        f"Toy model, {c['cases']} cases per accessory ({c['seeds']} seeds, {len(set(c['prompts']))} distinct prompts, "
+        f"pairing {c['pairing']}), negatives {', '.join(repr(n) for n in c['negatives'])} (each on every case), "
+        f"{c['steps']} steps, CFG {c['cfg_scale']:g}. Delay 0 = negative from step 0 (= extension off); delay "
+        f"{c['steps']} = never applied (= no negative). Removal: over cases with the accessory without the negative; "
+        "reverse: over cases without. PSNR (dB, capped at 100)/SSIM outside the accessory regions vs the no-negative "
+        "image. Score: " + metrics.SCORE_DEFINITION + ".",
+        "",
+        "Best fixed delay by mean score:",
+        "",
+        *best_table(doc),
+        "",
+        "All three accessories pooled:",
+        "",
+        *delay_table(doc["pooled"], c["steps"]),
+    ]
+    for a, res in doc["accessories"].items():
+        lines += ["", f"Negative {a!r}:", "", *delay_table(res, c["steps"])]
+    lines.append("")
+    t = doc["targets"]
+    for s, v in t["samplers"].items():
         lines.append(
-            f"- cost, {c['sampler']}: median wall time on/off = {c['ratio_on_off']:.3f} (CPU time "
-            f"{c['cpu_ratio_on_off']:.3f}, {c['repeats']} interleaved repeats, batch {c['batch_size']}); "
-            f"UNet calls per generation on {c['unet_calls_per_generation_on']} "
-            f"vs off {c['unet_calls_per_generation_off']}"
+            f"- {s}: best pooled delay {v['best_delay']}, score {_f(v['score_ratio_vs_delay0'], 3)}× delay 0, removal "
+            f"{_f(v['removal_ratio_vs_delay0'], 2)}× delay 0, SSIM {v['ssim_gain_vs_delay0']:+.3f} vs delay 0"
+        )
+    lines.append(f"- spread of the per-accessory best delays: {t['per_accessory_best_delay_spread']}")
+    for cost in doc["cost"]:
+        lines.append(
+            f"- cost, {cost['sampler']}: median wall time on/off = {cost['ratio_on_off']:.3f} (CPU time "
+            f"{cost['cpu_ratio_on_off']:.3f}, {cost['repeats']} interleaved repeats, batch {cost['batch_size']}); "
+            f"UNet calls per generation on {cost['unet_calls_per_generation_on']} "
+            f"vs off {cost['unet_calls_per_generation_off']}"
         )
     lines.append(f"- presence detector accuracy on ground-truth renders: {doc['detector_accuracy']}")
     path.write_text("\n".join(lines) + "\n")
 
 
 def plot(doc: dict, path: Path) -> None:
-    """Curves over the delay, one line per sampler."""
+    """Curves over the delay: one colour per accessory, solid/dashed per sampler."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -347,28 +434,38 @@ def plot(doc: dict, path: Path) -> None:
 
     keys = [
         ("removal", "removal success"),
-        ("hat_rate", "hat rate"),
+        ("rate", "accessory rate"),
         ("reverse", "reverse activation"),
-        ("ssim", "SSIM outside hat"),
-        ("psnr", "PSNR outside hat (dB)"),
+        ("ssim", "SSIM outside the accessory"),
+        ("psnr", "PSNR outside the accessory (dB)"),
         ("score", "score"),
     ]
-    fig, axes = plt.subplots(2, 3, figsize=(12, 6.5))
+    styles = ["-", "--", ":", "-."]
+    colours = ["#4c72b0", "#dd8452", "#55a868", "#333333"]
+    series = [(a, doc["accessories"][a]) for a in doc["accessories"]] + [("pooled", doc["pooled"])]
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7))
     for ax, (key, label) in zip(axes.flat, keys, strict=True):
-        for s, res in doc["samplers"].items():
-            xs = [r["delay"] for r in res["delays"]]
-            ys = [math.nan if r[key] is None else r[key] for r in res["delays"]]
-            if key == "psnr":  # identical images (delay = steps) sit at the cap: leave them off the curve
-                ys = [math.nan if y >= PSNR_CAP_DB else y for y in ys]
-            ax.plot(xs, ys, marker="o", ms=3, label=s)
+        for (name, res), colour in zip(series, colours, strict=False):
+            for r, style in zip(res.values(), styles, strict=False):
+                xs = [row["delay"] for row in r["delays"]]
+                ys = [math.nan if row[key] is None else row[key] for row in r["delays"]]
+                if key == "psnr":  # identical images (delay = steps) sit at the cap: leave them off the curve
+                    ys = [math.nan if y >= PSNR_CAP_DB else y for y in ys]
+                ax.plot(xs, ys, style, color=colour, marker="o", ms=2, lw=1.6 if name == "pooled" else 1.1)
+                if key == "score":
+                    ax.plot([r["best_delay"]], [r["best_score"]], "*", color=colour, ms=9)
         ax.set_title(label)
         ax.set_xlabel("delay (steps)")
         ax.grid(alpha=0.3)
-    axes.flat[0].legend()
+    handles = [plt.Line2D([], [], color=c, label=n) for (n, _), c in zip(series, colours, strict=False)]
+    handles += [
+        plt.Line2D([], [], color="k", ls=st, label=s) for s, st in zip(doc["config"]["samplers"], styles, strict=False)
+    ]
+    axes.flat[0].legend(handles=handles, fontsize=8)
     c = doc["config"]
     fig.suptitle(
-        f"Negative prompt delay on the toy model: {c['cases']} cases, {c['steps']} steps, CFG {c['cfg_scale']:g}, "
-        f'negative "{c["negative_prompt"]}" (delay 0 = from step 0, delay {c["steps"]} = never)'
+        f"Negative prompt delay on the toy model: {c['cases']} cases per accessory, {c['steps']} steps, CFG "
+        f"{c['cfg_scale']:g} (delay 0 = from step 0, delay {c['steps']} = never; * = best score)"
     )
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -380,10 +477,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=64, help="number of seeds (default 64)")
     ap.add_argument("--first-seed", type=int, default=0)
-    ap.add_argument("--prompts", type=int, default=4, help="number of prompts from eval_prompts (default 4)")
+    ap.add_argument("--prompts", type=int, default=8, help="number of prompts from eval_prompts (default 8)")
     ap.add_argument("--prompt-seed", type=int, default=1234, help="seed of eval_prompts")
     ap.add_argument("--pairing", choices=["cycle", "cross"], default="cycle")
-    ap.add_argument("--negative", default="hat")
+    ap.add_argument("--negatives", default=",".join(ACCESSORIES), help="comma-separated accessories (default all)")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--cfg", type=float, default=7.0)
     ap.add_argument("--samplers", default="Euler,DPM++ 2M", help="comma-separated WebUI sampler names")
@@ -416,14 +513,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.seeds, args.prompts, args.timing_repeats = 16, 2, 3
     samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
+    args.negatives = [n.strip() for n in args.negatives.split(",") if n.strip()]
+    unknown = [n for n in args.negatives if n not in ACCESSORIES]
+    if unknown:
+        raise SystemExit(f"unknown accessories {unknown}; known: {ACCESSORIES}")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     import harness
     from tqdm import tqdm
 
     started = time.perf_counter()
-    det_acc = detector_accuracy(n=1024, seed=0)
-    det_acc_noisy = detector_accuracy(n=1024, seed=1, noise_std=0.05)
+    det_acc = {a: detector_accuracy(n=1024, seed=0, accessory=a) for a in args.negatives}
+    det_acc_noisy = {a: detector_accuracy(n=1024, seed=1, noise_std=0.05, accessory=a) for a in args.negatives}
     model = ToyLDM.load()
     harness.start(str(ROOT), model)
     logging.getLogger("negative_prompt_delay").setLevel(logging.ERROR)  # delay >= steps warns on every run
@@ -431,8 +532,9 @@ def main(argv: list[str] | None = None) -> int:
     prompts, groups = make_cases(args)
     case_prompts = [p for g in groups for p, _ in g]
 
-    results, cost, checks, memo_stats = {}, [], {}, {}
-    total = len(samplers) * len(groups) * (args.steps + 3)
+    per_acc: dict[str, dict] = {a: {} for a in args.negatives}
+    pooled, cost, checks, memo_stats = {}, [], {}, {}
+    total = len(samplers) * len(groups) * (1 + len(args.negatives) * (args.steps + 2))
     with torch.inference_mode():
         for sampler in samplers:
             cost.append(measure_cost(harness, meter, args, sampler))
@@ -447,11 +549,11 @@ def main(argv: list[str] | None = None) -> int:
                     "seconds": round(time.perf_counter() - t0, 1),
                 }
                 checks[sampler] = images["checks"]
-                results[sampler] = evaluate(images, case_prompts, prompts, args.steps)
-    overall = []
-    for d in range(args.steps + 1):
-        overall.append(_mean([results[s]["delays"][d]["score"] for s in samplers]))
-    best_overall = max(range(len(overall)), key=lambda d: overall[d])
+                outcomes = []
+                for a in args.negatives:
+                    outcomes.append(case_outcomes(images["ref"], images["negatives"][a]["delayed"], a, args.steps))
+                    per_acc[a][sampler] = aggregate(outcomes[-1], case_prompts, prompts)
+                pooled[sampler] = aggregate(pool(outcomes), case_prompts * len(outcomes), prompts)
     doc = {
         "config": {
             "seeds": args.seeds,
@@ -459,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
             "prompts": prompts,
             "pairing": args.pairing,
             "cases": len(case_prompts),
-            "negative_prompt": args.negative,
+            "negatives": args.negatives,
             "steps": args.steps,
             "cfg_scale": args.cfg,
             "samplers": samplers,
@@ -469,27 +571,29 @@ def main(argv: list[str] | None = None) -> int:
             "torch_threads": torch.get_num_threads(),
             "memo": not args.no_memo,
             "quick": args.quick,
+            "model": model.sd_model_hash,
         },
         "definitions": {
-            "hat": "toy.presence.accessory_present on the generated image",
-            "removal": "share of cases with a hat without the negative prompt that have none with it",
-            "reverse": "share of cases without a hat without the negative prompt that have one with it",
-            "psnr_ssim": "vs the no-negative image of the same case, outside the union of both images' hat regions "
-            f"(dilated 2 px); PSNR capped at {PSNR_CAP_DB:g} dB",
+            "rate": "toy.presence.accessory_present(image, accessory) on the generated image",
+            "removal": "share of cases with the accessory without the negative prompt that have none with it",
+            "reverse": "share of cases without the accessory without the negative prompt that have it with it",
+            "psnr_ssim": "vs the no-negative image of the same case, outside the union of both images' accessory "
+            f"regions (toy.presence.accessory_region); PSNR capped at {PSNR_CAP_DB:g} dB",
             "score": metrics.SCORE_DEFINITION,
             "delay": "0 = negative prompt from step 0 (same as extension off); steps = never applied",
+            "pooled": "the cases of every accessory together (cases x accessories)",
         },
         "detector_accuracy": det_acc,
         "detector_accuracy_noise_0.05": det_acc_noisy,
-        "detector_ok": det_acc >= 0.95,
+        "detector_ok": all(v >= 0.95 for v in det_acc.values()),
         "checks": checks,
         "memo": memo_stats,
         "cost": cost,
-        "samplers": results,
-        "score_by_delay_samplers_averaged": overall,
-        "best_delay_overall": {"delay": best_overall, "score": overall[best_overall]},
+        "accessories": per_acc,
+        "pooled": pooled,
         "seconds": round(time.perf_counter() - started, 1),
     }
+    doc["targets"] = targets(doc)
     doc = _clean(doc)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -501,7 +605,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = (
         doc["detector_ok"]
         and all(c["unet_calls_equal"] for c in cost)
-        and all(all(v.values()) for v in checks.values())
+        and all(all(x.values()) for v in checks.values() for x in v.values())
     )
     return 0 if ok else 1
 

@@ -163,7 +163,7 @@ def test_auto_with_and_prompt_and_padding(sd1):
 def test_sensitivity_moves_the_switch_earlier(toy):
     h, _ = start_toy(toy)
     kw = dict(
-        prompt="green square on black background",
+        prompt="green square on gray background",
         negative_prompt="hat",
         steps=12,
         batch_size=4,

@@ -1,4 +1,4 @@
-"""Tests for the toy "shapes with hats" diffusion model, its world, and the hat detector."""
+"""Tests for the toy "shapes with accessories" diffusion model, its world, and the accessory detectors."""
 
 from __future__ import annotations
 
@@ -9,11 +9,9 @@ from toy import presence, world
 from toy.model import WEIGHTS_DIR, WEIGHTS_NAME, ToyLDM, _quick_sample, sd_alphas_cumprod
 from toy.train import eval_prompts
 
-SEEDS = list(range(16))
+SEEDS = list(range(32))
 STEPS = 10
 CFG = 7.0
-# Accessory (hat) rate without a negative prompt on the fixed 16-seed set must lie in this band.
-RATE_BAND = (0.25, 0.75)
 
 
 @pytest.fixture(scope="module")
@@ -22,12 +20,16 @@ def model() -> ToyLDM:
 
 
 @pytest.fixture(scope="module")
-def rates(model: ToyLDM) -> dict[str, float]:
+def rates(model: ToyLDM) -> dict[str, dict[str, float]]:
     prompts = eval_prompts(len(SEEDS))
+    plain = _quick_sample(model, prompts, "", SEEDS, STEPS, CFG)
     out = {}
-    for key, neg in (("none", ""), ("from_0", world.ACCESSORY_WORD)):
-        imgs = _quick_sample(model, prompts, neg, SEEDS, STEPS, CFG, negative_start_step=0)
-        out[key] = float(presence.accessory_present(imgs).float().mean())
+    for acc in world.ACCESSORIES:
+        negative = _quick_sample(model, prompts, acc, SEEDS, STEPS, CFG, negative_start_step=0)
+        out[acc] = {
+            "none": float(presence.accessory_present(plain, acc).float().mean()),
+            "from_0": float(presence.accessory_present(negative, acc).float().mean()),
+        }
     return out
 
 
@@ -76,11 +78,11 @@ def test_vocabulary_error_lists_vocabulary(model: ToyLDM) -> None:
     for word in model.vocabulary():
         assert word in msg
     with pytest.raises(ValueError):
-        model.validate_prompt("glasses")
+        model.validate_prompt("scarf")
     model.validate_prompt("")
-    model.validate_prompt("Red circle, with hat")
+    model.validate_prompt("Red circle and blue square, with hat with glasses with stripes")
     assert set(model.vocabulary()) == set(world.vocabulary())
-    assert "hat" in model.vocabulary()
+    assert {"hat", "glasses", "stripes", "and"} <= set(model.vocabulary())
 
 
 def test_empty_prompt_embedding_is_real(model: ToyLDM) -> None:
@@ -94,38 +96,151 @@ def test_empty_prompt_embedding_is_real(model: ToyLDM) -> None:
     assert torch.allclose(model.get_learned_conditioning([""]), empty)
 
 
-def test_world_render_with_and_without_hat() -> None:
-    img_hat, mask_hat = world.render_scene("circle", "red", "blue", 16.0, 20.0, 7.0, hat=True)
-    img_no, mask_no = world.render_scene("circle", "red", "blue", 16.0, 20.0, 7.0, hat=False)
-    assert img_hat.shape == (3, 32, 32) and mask_hat.dtype == torch.bool
-    assert mask_hat.sum() >= 30 and not mask_no.any()
-    assert img_hat.min() >= -1 and img_hat.max() <= 1
-    diff = (img_hat - img_no).abs().sum(0) > 0
-    assert torch.equal(diff, mask_hat)  # the hat changes exactly its own pixels
-    assert (img_hat[:, mask_hat] == 1.0).all()
+def _scene(*accessories: str) -> world.Scene:
+    return world.one_shape("circle", "red", "blue", 16.0, 20.0, 7.0, accessories)
+
+
+@pytest.mark.parametrize("accessory", world.ACCESSORIES)
+def test_each_accessory_changes_exactly_its_own_pixels(accessory: str) -> None:
+    img_with, masks = world.render_scene(_scene(accessory))
+    img_without, masks_without = world.render_scene(_scene())
+    assert img_with.shape == (3, 32, 32) and img_with.min() >= -1 and img_with.max() <= 1
+    assert not any(m.any() for m in masks_without.values())
+    changed = (img_with - img_without).abs().sum(0) > 0
+    assert torch.equal(changed, masks[accessory])
+    others = [a for a in world.ACCESSORIES if a != accessory]
+    assert not any(masks[a].any() for a in others)
+    rgb = (img_with[:, masks[accessory]] + 1) / 2  # [3, pixels] in [0, 1]
+    if accessory == "hat":
+        assert (rgb == 1.0).all()
+    elif accessory == "glasses":
+        assert (rgb == 0.0).all()
+    else:  # every other row of the shape at half its colour
+        assert torch.allclose(rgb, torch.tensor(world.COLORS["red"])[:, None] * world.STRIPE_DARKEN)
+        rows = masks[accessory].any(1).nonzero().flatten()
+        assert ((rows % 2) == 1).all() and len(rows) >= 5
+
+
+def test_accessory_scales_differ() -> None:
+    _, masks = world.render_scene(_scene(*world.ACCESSORIES))
+    hat, glasses, stripes = (int(masks[a].sum()) for a in world.ACCESSORIES)
+    assert hat >= 40 and 10 <= glasses <= 30 and stripes >= 40
+    # stripes are the fine texture: a run of single rows; glasses are two small blobs on the shape
+    assert masks["glasses"].any(0).sum() < masks["hat"].any(0).sum()
+
+
+def test_two_shape_scenes_keep_their_shapes_apart() -> None:
+    batch = world.sample_scenes(400, seed=21)
+    two = batch.n_shapes == 2
+    assert 0.25 < two.float().mean() < 0.55
+    left = batch.cx[two, 0] + batch.size[two, 0]
+    right = batch.cx[two, 1] - batch.size[two, 1]
+    assert (left < right).all()
+    shapes = world.shape_masks(batch)
+    assert not (shapes[:, 0] & shapes[:, 1])[two].any()
+    assert not shapes[~two, 1].any()  # a one-shape scene draws nothing in slot 1
+    imgs, masks = world.render(batch)
+    assert torch.isfinite(imgs).all() and set(masks) == set(world.ACCESSORIES)
     with pytest.raises(ValueError):
-        world.render_scene("hexagon", "red", "blue", 16.0, 20.0, 7.0, hat=False)
+        world.render_scene(world.one_shape("hexagon", "red", "blue", 16.0, 20.0, 7.0))
     a, _ = world.render(world.sample_scenes(8, seed=5))
     b, _ = world.render(world.sample_scenes(8, seed=5))
     c, _ = world.render(world.sample_scenes(8, seed=6))
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-def test_detector_accuracy_on_ground_truth() -> None:
-    assert presence.detector_accuracy(512, seed=11) >= 0.95
-    assert presence.detector_accuracy(512, seed=12, noise_std=0.1) >= 0.95
-    # and it is not trivially constant: a detector that always says "no" would score ~50%
-    batch = world.sample_scenes(256, seed=13, hat_prob=0.5)
+def test_captions_name_accessories_only_sometimes() -> None:
+    import random
+
+    scene = world.Scene(
+        [world.Shape("circle", "red", 8.0, 20.0, 5.0), world.Shape("square", "green", 24.0, 20.0, 5.0)],
+        "gray",
+        frozenset({"hat", "stripes"}),
+    )
+    assert world.caption(scene) == "red circle and green square with hat with stripes on gray background"
+    assert world.caption(scene, mention=("glasses", "stripes")) == (
+        "red circle and green square with stripes on gray background"
+    )
+    batch = world.sample_scenes(2000, seed=3)
+    caps = world.training_captions(batch, random.Random(1))
+    for k, acc in enumerate(world.ACCESSORIES):
+        worn = batch.wears[:, k]
+        named = torch.tensor([acc in c.split() for c in caps])
+        assert not (named & ~worn).any()  # never named when absent
+        rate = float(named[worn].float().mean())
+        assert 0.15 < rate < 0.4, (acc, rate)  # mention_prob 0.3, less the dropped captions
+    assert 0.1 < sum(c == "" for c in caps) / len(caps) < 0.2
+    tokenizer_limit = 16 - 2
+    assert max(len(c.split()) for c in caps) <= tokenizer_limit
+    assert set(" ".join(caps).split()) <= set(world.vocabulary())
+
+
+@pytest.mark.parametrize("accessory", world.ACCESSORIES)
+def test_detector_accuracy_on_ground_truth(accessory: str) -> None:
+    assert presence.detector_accuracy(512, seed=11, accessory=accessory) >= 0.99
+    assert presence.detector_accuracy(512, seed=12, noise_std=0.1, accessory=accessory) >= 0.98
+    # and it is not trivially constant: each accessory is worn in about half of these scenes
+    batch = world.sample_scenes(256, seed=13, accessory_prob=0.5)
     imgs, masks = world.render(batch)
-    pred = presence.accessory_present(imgs)
+    pred = presence.accessory_present(imgs, accessory)
     assert 0.3 < pred.float().mean() < 0.7
-    region = presence.accessory_region(imgs)
-    assert (region | ~masks).all()  # the region covers every hat pixel
+    worn = batch.wears[:, world.ACCESSORIES.index(accessory)]
+    assert (pred == worn).float().mean() >= 0.97
+    region = presence.accessory_region(imgs, accessory)
+    covered = (region & masks[accessory])[pred].sum() / masks[accessory][pred].sum()
+    assert covered >= 0.97  # the region covers the accessory's pixels (stripes hidden by glasses may break a run)
 
 
-def test_hat_rate_without_negative_is_in_band(rates: dict[str, float]) -> None:
-    assert RATE_BAND[0] <= rates["none"] <= RATE_BAND[1], rates
+def test_stripe_detector_ignores_edges_and_single_rows() -> None:
+    img, _ = world.render_scene(_scene())
+    one_row = img.clone()
+    one_row[:, 18] = -1.0  # a single dark row across the image (like the bridge of the glasses)
+    two_rows = img.clone()
+    two_rows[:, 14:16] = -1.0
+    for x in (img, one_row, two_rows):
+        assert presence.accessory_score(x, "stripes") == 0
+    striped = img.clone()
+    striped[:, 10:20:2] = -1.0  # five alternating rows are a texture
+    assert presence.accessory_present(striped, "stripes")
+    with pytest.raises(ValueError):
+        presence.accessory_present(img, "scarf")
 
 
-def test_negative_prompt_from_step_zero_removes_hats(rates: dict[str, float]) -> None:
-    assert rates["from_0"] <= rates["none"] - 0.15, rates
+def test_hat_is_drawn_unasked_and_removed_by_the_negative_from_step_zero(rates: dict) -> None:
+    assert 0.2 <= rates["hat"]["none"] <= 0.6, rates  # measured 0.38 (12 of 32)
+    assert rates["hat"]["from_0"] <= rates["hat"]["none"] - 0.2, rates  # measured 0.03
+
+
+def test_glasses_are_rarely_drawn_unasked(rates: dict) -> None:
+    # the bundled model draws glasses on about 2 % of the benchmark's cases: too few to measure removal well
+    assert rates["glasses"]["none"] <= 0.15 and rates["glasses"]["from_0"] <= rates["glasses"]["none"], rates
+
+
+def test_stripes_negative_from_step_zero_draws_stripes(rates: dict) -> None:
+    # reverse activation (Ban et al.): the negative prompt applied from step 0 adds the texture it names
+    assert rates["stripes"]["none"] <= 0.3, rates  # measured 0.09
+    assert rates["stripes"]["from_0"] >= rates["stripes"]["none"] + 0.15, rates  # measured 0.44
+
+
+def test_training_resumes_to_the_same_weights(tmp_path) -> None:
+    from safetensors.torch import load_file
+
+    from toy import train
+
+    common = ["--iters", "4", "--batch", "4", "--c1", "8", "--c2", "16", "--text-dim", "16", "--device", "cpu"]
+    common += ["--warmup", "2", "--log-every", "100", "--checkpoint-minutes", "0", "--threads", "1"]
+    train.main([*common, "--out", str(tmp_path / "straight")])
+    train.main([*common, "--out", str(tmp_path / "resumed"), "--stop-after", "2"])
+    assert (tmp_path / "resumed" / train.RESUME_NAME).exists()
+    assert not (tmp_path / "resumed" / "toy_shapes.safetensors").exists()
+    train.main([*common, "--out", str(tmp_path / "resumed")])
+    assert not (tmp_path / "resumed" / train.RESUME_NAME).exists()  # removed once training is done
+    a = load_file(str(tmp_path / "straight" / "toy_shapes.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "toy_shapes.safetensors"))
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    c = train.ToyLDM.load(tmp_path / "resumed")
+    assert c.config["training"]["iterations"] == 4 and c.config["unet_c1"] == 8
+    with pytest.raises(SystemExit):  # a checkpoint of another command is not resumed
+        train.main([*common, "--out", str(tmp_path / "resumed"), "--stop-after", "2"])
+        train.main([*common[:1], "6", *common[2:], "--out", str(tmp_path / "resumed")])

@@ -7,8 +7,9 @@ Everything goes through the WebUI stand-in (`webui_standin/harness.py`) with the
 the way the WebUI loads it, so the pictures are what the extension does in a txt2img run. Rows are seeds;
 columns are "no negative" (empty negative prompt), "negative from step 0" (extension disabled) and
 "from step N" for each delay N (extension enabled with that delay). Writes `<out>/demo.png` (a labelled grid)
-and `<out>/demo.json` (per column: hat rate over the seeds, per-seed hat presence, and how much of the picture
-outside the hat area is preserved relative to the "no negative" column, as PSNR and SSIM).
+and `<out>/demo.json` (per column: the accessory's rate over the seeds, its per-seed presence, and how much of the
+picture outside the accessory's area is preserved relative to the "no negative" column, as PSNR and SSIM). The
+negative prompt names one of the toy world's accessories (hat, glasses, stripes): that is what is measured.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TITLE = "Negative Prompt Delay"
 DEFAULT_PROMPT = "red circle on blue background"
 DEFAULT_SEEDS = "1-6"
-DEFAULT_DELAYS = "2,4,6"
+DEFAULT_DELAYS = "1,2,4"
+DEFAULT_NEGATIVE = "hat"
 PSNR_CAP_DB = 100.0
 """PSNR of identical pixels is infinite; means and JSON values are capped at this many dB."""
 
@@ -81,7 +83,7 @@ class Column:
     enabled: bool
     delay: int
     images: Any = None  # float [N,3,H,W] in [0,1]
-    hat: list[bool] = field(default_factory=list)
+    present: list[bool] = field(default_factory=list)
     psnr: list[float] = field(default_factory=list)
     ssim: list[float] = field(default_factory=list)
     infotext: str = ""
@@ -125,17 +127,17 @@ def _cap(x: float) -> float:
     return PSNR_CAP_DB if math.isinf(x) else min(float(x), PSNR_CAP_DB)
 
 
-def measure(columns: list[Column]) -> None:
-    """Hat presence per image; PSNR/SSIM outside the hat area versus the reference (first) column."""
+def measure(columns: list[Column], accessory: str = "hat") -> None:
+    """`accessory` presence per image; PSNR/SSIM outside its area versus the reference (first) column."""
     from toy.metrics import preservation
     from toy.presence import accessory_present
 
     ref = columns[0].images
     for col in columns:
-        col.hat = [bool(v) for v in accessory_present(col.images * 2 - 1)]
+        col.present = [bool(v) for v in accessory_present(col.images * 2 - 1, accessory)]
         if col is columns[0]:
             continue
-        pres = preservation(col.images, ref)
+        pres = preservation(col.images, ref, accessory=accessory)
         col.psnr = [_cap(v) for v in pres["psnr"].tolist()]
         col.ssim = [float(v) for v in pres["ssim"].tolist()]
 
@@ -145,8 +147,8 @@ def _text_size(draw: Any, text: str, font: Any) -> tuple[int, int]:
     return right - left, bottom - top
 
 
-def render_grid(columns: list[Column], seeds: list[int], scale: int, title: str) -> Any:
-    """A labelled PIL image: a title line, a header per column (label, hat count), one row per seed."""
+def render_grid(columns: list[Column], seeds: list[int], scale: int, title: str, accessory: str = "hat") -> Any:
+    """A labelled PIL image: a title line, a header per column (label, accessory count), one row per seed."""
     from PIL import Image, ImageDraw, ImageFont
 
     font = ImageFont.load_default()
@@ -157,7 +159,7 @@ def render_grid(columns: list[Column], seeds: list[int], scale: int, title: str)
     gap, pad, line_h = 4, 6, _text_size(probe, "Ag", font)[1] + 4
     headers = []
     for col in columns:
-        lines = [col.label, f"hat {sum(col.hat)}/{n}"]
+        lines = [col.label, f"{accessory} {sum(col.present)}/{n}"]
         if col.ssim:
             lines.append(f"SSIM {sum(col.ssim) / len(col.ssim):.3f}")
         headers.append(lines)
@@ -196,8 +198,8 @@ def summary(columns: list[Column], seeds: list[int], args: argparse.Namespace, s
             "label": col.label,
             "negative_prompt": col.negative_prompt,
             "extension": {"enabled": col.enabled, "delay": col.delay if col.enabled else None},
-            "hat_rate": sum(col.hat) / len(col.hat),
-            "hat_present": dict(zip([str(s) for s in seeds], col.hat, strict=True)),
+            "accessory_rate": sum(col.present) / len(col.present),
+            "accessory_present": dict(zip([str(s) for s in seeds], col.present, strict=True)),
             "infotext": col.infotext,
         }
         if col.ssim:
@@ -224,9 +226,9 @@ def summary(columns: list[Column], seeds: list[int], args: argparse.Namespace, s
             "model": "bundled toy model (toy/)",
         },
         "metrics": {
-            "hat": "toy.presence.accessory_present",
+            "accessory": f"toy.presence.accessory_present(images, {args.negative!r})",
             "preservation": f"PSNR (dB, capped at {PSNR_CAP_DB:g}) and SSIM vs the 'no negative' image of the same "
-            "seed, outside the union of both images' hat regions dilated by 2 px",
+            "seed, outside the union of both images' accessory regions dilated by 2 px",
         },
         "columns": cols,
         "seconds": round(seconds, 2),
@@ -241,7 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
         "and the negative prompt delayed by N steps (through the WebUI stand-in and the real extension).",
     )
     ap.add_argument("--prompt", default=DEFAULT_PROMPT, help=f"positive prompt (default: {DEFAULT_PROMPT!r})")
-    ap.add_argument("--negative", default="hat", help="negative prompt (default: 'hat')")
+    ap.add_argument(
+        "--negative",
+        default=DEFAULT_NEGATIVE,
+        help=f"negative prompt: hat, glasses or stripes (default {DEFAULT_NEGATIVE!r})",
+    )
     ap.add_argument("--steps", type=int, default=20, help="sampling steps (default 20)")
     ap.add_argument(
         "--seeds",
@@ -280,6 +286,10 @@ def main(argv: list[str] | None = None) -> int:
         return _fail("--scale must be at least 1")
     if any(d < 0 for d in args.delays):
         return _fail("--delays must be >= 0")
+    from toy.world import ACCESSORIES
+
+    if args.negative not in ACCESSORIES:
+        return _fail(f"negative prompt {args.negative!r}: the demo measures one accessory; use one of {ACCESSORIES}")
     _ensure_paths()
     import torch
     from tqdm import tqdm
@@ -319,9 +329,9 @@ def main(argv: list[str] | None = None) -> int:
                 col.images, col.infotext = generate(harness, col, args, seeds, bar)
     finally:
         ext_log.setLevel(level)
-    measure(columns)
+    measure(columns, args.negative)
     title = f'"{args.prompt}"   negative: "{args.negative}"   {args.sampler}, {args.steps} steps, CFG {args.cfg:g}'
-    grid = render_grid(columns, seeds, args.scale, title)
+    grid = render_grid(columns, seeds, args.scale, title, args.negative)
     seconds = time.perf_counter() - started
 
     out = Path(args.out)
@@ -332,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     for entry in doc["columns"]:
         pres = entry["preservation_vs_no_negative"]
         extra = f"  PSNR {pres['psnr_mean']:6.2f}  SSIM {pres['ssim_mean']:.3f}" if pres else ""
-        print(f"{entry['label']:<22} hat rate {entry['hat_rate']:.2f}{extra}")
+        print(f"{entry['label']:<22} {args.negative} rate {entry['accessory_rate']:.2f}{extra}")
     print(f"wrote {out / 'demo.png'} and {out / 'demo.json'} ({seconds:.1f} s)")
     return 0
 

@@ -8,12 +8,13 @@ Python floats, batches give float64 tensors [N].
   local statistics weighted by the mask so excluded pixels take no part; the SSIM map is averaged over channels
   and then over the included pixels).
 - `preservation`: PSNR/SSIM between the image made with the negative prompt and the one made without it,
-  measured *outside* the accessory region (by default the union of the hat regions of both images, dilated).
+  measured *outside* the accessory region (by default the union of the accessory regions of both images,
+  dilated).
 - `removal_success` / `removal_rate`: the accessory is present without the negative prompt and absent with
   it (rate over the cases where it was present without).
 - `reverse_activation` / `reverse_rate`: absent without the negative prompt but present with it (rate over the
   cases where it was absent without) - Ban et al.'s "reverse activation".
-- `case_score`: the benchmark's single per-case score, (1 - hat present with the negative) x SSIM outside.
+- `case_score`: the benchmark's single per-case score, (1 - accessory present with the negative) x SSIM outside.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ SSIM_WINDOW = 7
 SSIM_C1 = 0.01**2
 SSIM_C2 = 0.03**2
 SCORE_DEFINITION = (
-    "score = (1 - hat_present_with_negative) * ssim_outside_accessory_region "
-    "(per case; 0 when a hat remains or appears, else how well the rest of the image is preserved)"
+    "score = (1 - accessory_present_with_negative) * ssim_outside_accessory_region "
+    "(per case; 0 when the accessory remains or appears, else how well the rest of the image is preserved)"
 )
 
 
@@ -127,25 +128,32 @@ def ssim(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> 
     return _result(out, single)
 
 
-def accessory_union_region(img_a: torch.Tensor, img_b: torch.Tensor, dilate: int = 2) -> torch.Tensor:
-    """Bool [N,H,W] (or [H,W] for single images): the union of the accessory regions of two images in [0,1],
+def accessory_union_region(
+    img_a: torch.Tensor, img_b: torch.Tensor, dilate: int = 2, accessory: str = "hat"
+) -> torch.Tensor:
+    """Bool [N,H,W] (or [H,W] for single images): the union of the `accessory` regions of two images in [0,1],
     each dilated by `dilate` pixels (`presence.accessory_region`)."""
     from .presence import accessory_region
 
     x, single = _batch(img_a)
     y, _ = _batch(img_b)
-    region = accessory_region(x.float() * 2 - 1, dilate=dilate) | accessory_region(y.float() * 2 - 1, dilate=dilate)
+    ra = accessory_region(x.float() * 2 - 1, accessory, dilate=dilate)
+    region = ra | accessory_region(y.float() * 2 - 1, accessory, dilate=dilate)
     return region[0] if single else region
 
 
 def preservation(
-    img_neg: torch.Tensor, img_ref: torch.Tensor, region: torch.Tensor | None = None, dilate: int = 2
+    img_neg: torch.Tensor,
+    img_ref: torch.Tensor,
+    region: torch.Tensor | None = None,
+    dilate: int = 2,
+    accessory: str = "hat",
 ) -> dict[str, float | torch.Tensor]:
     """How much of the picture the negative prompt left alone: {"psnr", "ssim"} between `img_neg` (made with the
     negative prompt) and `img_ref` (same seed and prompt, without it), computed OUTSIDE `region` (bool, pixels to
-    exclude). `region=None` excludes the union of both images' accessory regions dilated by `dilate` pixels."""
+    exclude). `region=None` excludes the union of both images' `accessory` regions dilated by `dilate` pixels."""
     if region is None:
-        region = accessory_union_region(img_neg, img_ref, dilate=dilate)
+        region = accessory_union_region(img_neg, img_ref, dilate=dilate, accessory=accessory)
     keep = ~torch.as_tensor(region).bool()
     return {"psnr": psnr(img_neg, img_ref, keep), "ssim": ssim(img_neg, img_ref, keep)}
 
@@ -187,7 +195,7 @@ def reverse_rate(present_without: torch.Tensor | list[bool], present_with: torch
 
 
 def case_score(present_with: torch.Tensor | list[bool], ssim_outside: torch.Tensor | list[float]) -> torch.Tensor:
-    """Per-case combined score (`SCORE_DEFINITION`): (1 - hat present with the negative) x SSIM outside the
+    """Per-case combined score (`SCORE_DEFINITION`): (1 - accessory present with the negative) x SSIM outside the
     accessory region, float64 [N]."""
     ok = (~_bools(present_with)).double()
     return ok * torch.as_tensor(ssim_outside, dtype=torch.float64).flatten()

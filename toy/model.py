@@ -38,7 +38,11 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "unet_c2": 128,
     "unet_heads": 4,
     "vocabulary": world.vocabulary(),
-    "world": {"hat_prob": world.DEFAULT_HAT_PROB, "mention_prob": world.DEFAULT_MENTION_PROB},
+    "world": {
+        "accessory_prob": world.DEFAULT_ACCESSORY_PROB,
+        "mention_prob": world.DEFAULT_MENTION_PROB,
+        "two_shape_prob": world.DEFAULT_TWO_SHAPE_PROB,
+    },
 }
 
 
@@ -117,7 +121,7 @@ class ToyLDM(nn.Module):
         self.cond_stage_model = TextConditioner(
             cfg["vocabulary"], cfg["context_length"], cfg["text_dim"], cfg["text_layers"], cfg["text_heads"]
         )
-        unet = UNet(3, cfg["unet_c1"], cfg["unet_c2"], cfg["text_dim"], cfg["unet_heads"])
+        unet = UNet(3, cfg["unet_c1"], cfg["unet_c2"], cfg["text_dim"], cfg["unet_heads"], cfg.get("unet_patch", 1))
         self.model = DiffusionWrapper(unet)
         self.register_buffer("alphas_cumprod", sd_alphas_cumprod(self.num_timesteps))
         self.sd_checkpoint_info = CheckpointInfo()

@@ -1,27 +1,37 @@
-"""Synthetic "shapes with hats" world used to train the toy text-to-image model.
+"""Synthetic "shapes with accessories" world used to train the toy text-to-image model.
 
-Each scene is a 32x32 RGB image: a plain background colour, one main shape (circle / square / triangle in one
-of several colours, random position and size) and, in 60% of the scenes, a white *hat* (a brim plus a
-crown) sitting on top of the shape. The caption names the hat only some of the time, so a model trained on this
-world also draws hats when the prompt does not ask for them, like "glasses" in Ban et al. (arXiv 2406.02965):
-with the defaults (hat in 60% of scenes, named in 30% of those), P(hat | caption without "hat") = 0.42 / 0.82.
+Each scene is a 32x32 RGB image: a plain background colour and one or two shapes (circle / square / triangle in
+one of six colours, random positions and sizes, side by side when there are two). A scene may carry any of three
+accessories, each worn by every shape of the scene, at three different scales:
 
-Rendering is vectorised in torch (works on CPU or CUDA) and is deterministic given a seed / generator.
-Images are returned in [-1, 1] (the toy model's "latent" space), shape [N, 3, 32, 32], together with the
-hat's pixel mask [N, 32, 32] (bool, all False when there is no hat).
+- ``hat``: a large white brim and crown on top of each shape (as big and as bright as a shape: decided early);
+- ``glasses``: two small black lenses and a bridge across the upper half of each shape (a few pixels each);
+- ``stripes``: a fine texture, every other pixel row of each shape darkened to half its colour.
+
+The caption names a present accessory only some of the time (``mention_prob``), so a model trained on this world
+also draws accessories that the prompt does not ask for, like "glasses" in Ban et al. (arXiv 2406.02965). With
+the defaults (each accessory independently in 40 % of the scenes, named in 30 % of those) an accessory turns up in
+32 % of the scenes whose caption does not name it.
+
+Colours are chosen so that the accessories can be told apart pixel-exactly (``presence.py``): no shape or
+background colour is near white (hat) or near black (glasses), and only stripes alternate from row to row.
+
+Rendering is vectorised in torch and deterministic given a seed or generator. Images are in [-1, 1] (the toy
+model's "latent" space), shape [N, 3, 32, 32]; `render` also returns each accessory's pixel mask [N, 32, 32].
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 IMAGE_SIZE = 32
-ACCESSORY_WORD = "hat"
+ACCESSORIES: tuple[str, ...] = ("hat", "glasses", "stripes")
+ACCESSORY_WORD = "hat"  # the accessory the old world had, still the default where one is needed
 
-# RGB colours in [0, 1]. None of them is near white, so white pixels mean "hat".
+# RGB colours in [0, 1]. None is near white (max of min-channel 0.5) or near black (min of max-channel 0.5).
 COLORS: dict[str, tuple[float, float, float]] = {
     "red": (0.90, 0.12, 0.12),
     "green": (0.12, 0.65, 0.20),
@@ -29,193 +39,287 @@ COLORS: dict[str, tuple[float, float, float]] = {
     "yellow": (0.95, 0.85, 0.10),
     "purple": (0.60, 0.20, 0.70),
     "orange": (0.98, 0.55, 0.10),
-    "black": (0.05, 0.05, 0.05),
     "gray": (0.50, 0.50, 0.50),
 }
 HAT_COLOR: tuple[float, float, float] = (1.0, 1.0, 1.0)
+GLASSES_COLOR: tuple[float, float, float] = (0.0, 0.0, 0.0)
+STRIPE_DARKEN = 0.5  # a stripe row is the shape colour times this
 
 SHAPES: list[str] = ["circle", "square", "triangle"]
 SHAPE_COLORS: list[str] = ["red", "green", "blue", "yellow", "purple", "orange"]
-BACKGROUND_COLORS: list[str] = ["blue", "green", "black", "gray"]
+BACKGROUND_COLORS: list[str] = ["blue", "green", "gray", "purple"]
+MAX_SHAPES = 2
 
-SIZE_RANGE = (5.0, 9.0)  # half-extent of the main shape in pixels
+SIZE_RANGE_ONE = (5.0, 8.0)  # half-extent in pixels of the shape of a one-shape scene
+SIZE_RANGE_TWO = (4.0, 6.0)  # ... of each shape of a two-shape scene
 HAT_BRIM_HEIGHT = 2.0
 HAT_BRIM_HALF_WIDTH = 0.85  # times size
 HAT_CROWN_HALF_WIDTH = 0.5  # times size
 HAT_CROWN_HEIGHT = 0.8  # times size
+LENS_RADIUS = 0.22  # times size, plus LENS_RADIUS_PX
+LENS_RADIUS_PX = 0.45
+LENS_DX = 0.42  # lens centres at cx -/+ this times size
+LENS_DY = 0.05  # lens centres this times size below cy
 
-# Default caption statistics (the shipped weights were trained with these; see weights/config.json).
-DEFAULT_HAT_PROB = 0.6
+# Default caption statistics (see weights/config.json for what the shipped weights used).
+DEFAULT_ACCESSORY_PROB = 0.4
 DEFAULT_MENTION_PROB = 0.3
+DEFAULT_TWO_SHAPE_PROB = 0.4
 
 
 def vocabulary() -> list[str]:
     """Return the sorted list of words the captions (and prompts) may use."""
-    words = set(COLORS) | set(SHAPES) | {ACCESSORY_WORD, "with", "on", "background"}
+    words = set(COLORS) | set(SHAPES) | set(ACCESSORIES) | {"with", "and", "on", "background"}
     return sorted(words)
 
 
 @dataclass
-class Scene:
-    """Explicit attributes of one scene (positions in pixels, y grows downwards)."""
+class Shape:
+    """One shape of a scene (position in pixels, y grows downwards; size is the half-extent)."""
 
     shape: str
     color: str
-    background: str
     cx: float
     cy: float
     size: float
-    hat: bool
+
+
+@dataclass
+class Scene:
+    """Explicit attributes of one scene: one or two shapes, a background and the accessories it wears."""
+
+    shapes: list[Shape]
+    background: str
+    accessories: frozenset[str] = field(default_factory=frozenset)
 
 
 @dataclass
 class SceneBatch:
-    """Attributes of N scenes as tensors (indices into SHAPES / COLORS order)."""
+    """Attributes of N scenes as tensors. Per-shape fields are [N, MAX_SHAPES]; slot 1 is unused when
+    `n_shapes` is 1 (its values are then ignored)."""
 
-    shape: torch.Tensor  # [N] long, index into SHAPES
-    color: torch.Tensor  # [N] long, index into list(COLORS)
+    n_shapes: torch.Tensor  # [N] long, 1 or 2
+    shape: torch.Tensor  # [N, 2] long, index into SHAPES
+    color: torch.Tensor  # [N, 2] long, index into list(COLORS)
+    cx: torch.Tensor  # [N, 2] float
+    cy: torch.Tensor  # [N, 2] float
+    size: torch.Tensor  # [N, 2] float
     background: torch.Tensor  # [N] long, index into list(COLORS)
-    cx: torch.Tensor  # [N] float
-    cy: torch.Tensor  # [N] float
-    size: torch.Tensor  # [N] float
-    hat: torch.Tensor  # [N] bool
+    wears: torch.Tensor  # [N, len(ACCESSORIES)] bool
 
     def __len__(self) -> int:
-        return int(self.shape.shape[0])
+        return int(self.n_shapes.shape[0])
 
     def scene(self, i: int) -> Scene:
         """Return the i-th scene as a `Scene`."""
         names = list(COLORS)
-        return Scene(
-            shape=SHAPES[int(self.shape[i])],
-            color=names[int(self.color[i])],
-            background=names[int(self.background[i])],
-            cx=float(self.cx[i]),
-            cy=float(self.cy[i]),
-            size=float(self.size[i]),
-            hat=bool(self.hat[i]),
-        )
+        shapes = [
+            Shape(
+                SHAPES[int(self.shape[i, k])],
+                names[int(self.color[i, k])],
+                float(self.cx[i, k]),
+                float(self.cy[i, k]),
+                float(self.size[i, k]),
+            )
+            for k in range(int(self.n_shapes[i]))
+        ]
+        acc = frozenset(a for j, a in enumerate(ACCESSORIES) if bool(self.wears[i, j]))
+        return Scene(shapes, names[int(self.background[i])], acc)
 
     def to(self, device: torch.device | str) -> SceneBatch:
         """Move all attribute tensors to `device`."""
         return SceneBatch(*(getattr(self, f).to(device) for f in self.__dataclass_fields__))
 
 
-def _uniform(n: int, lo: torch.Tensor | float, hi: torch.Tensor | float, g: torch.Generator) -> torch.Tensor:
-    return lo + (hi - lo) * torch.rand(n, generator=g)
+def _uniform(shape: tuple, lo: torch.Tensor | float, hi: torch.Tensor | float, g: torch.Generator) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand(shape, generator=g)
 
 
-def position_range(size: torch.Tensor | float) -> tuple:
-    """Allowed (cx_lo, cx_hi, cy_lo, cy_hi) for a shape of half-extent `size` (room for a hat is always kept)."""
-    cx_lo = size + 0.5
-    cx_hi = IMAGE_SIZE - 0.5 - size
-    cy_lo = size * (1.0 + HAT_CROWN_HEIGHT) + HAT_BRIM_HEIGHT + 0.5
-    cy_hi = IMAGE_SIZE - 0.5 - size
-    return cx_lo, cx_hi, cy_lo, cy_hi
+def headroom(size: torch.Tensor | float) -> torch.Tensor | float:
+    """Pixels needed above a shape's centre for the shape and a hat."""
+    return size * (1.0 + HAT_CROWN_HEIGHT) + HAT_BRIM_HEIGHT + 0.5
 
 
 def sample_scenes(
-    n: int, generator: torch.Generator | None = None, seed: int | None = None, hat_prob: float = DEFAULT_HAT_PROB
+    n: int,
+    generator: torch.Generator | None = None,
+    seed: int | None = None,
+    accessory_prob: float = DEFAULT_ACCESSORY_PROB,
+    two_shape_prob: float = DEFAULT_TWO_SHAPE_PROB,
 ) -> SceneBatch:
-    """Sample `n` random scene attribute sets (on CPU) from a generator or an integer seed."""
+    """Sample `n` random scenes (on CPU) from a generator or an integer seed. Each accessory is worn
+    independently with probability `accessory_prob`; a scene has two shapes with probability `two_shape_prob`."""
     if generator is None:
         generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
     g = generator
     names = list(COLORS)
     shape_color_idx = torch.tensor([names.index(c) for c in SHAPE_COLORS])
     bg_idx = torch.tensor([names.index(c) for c in BACKGROUND_COLORS])
-    shape = torch.randint(len(SHAPES), (n,), generator=g)
+    two = torch.rand(n, generator=g) < two_shape_prob
+    n_shapes = 1 + two.long()
+    shape = torch.randint(len(SHAPES), (n, MAX_SHAPES), generator=g)
     background = bg_idx[torch.randint(len(bg_idx), (n,), generator=g)]
-    # shape colour differs from background colour: draw among the allowed ones
-    allowed = shape_color_idx[None, :] != background[:, None]  # [n, C]
-    scores = torch.rand(n, len(shape_color_idx), generator=g) * allowed
-    color = shape_color_idx[scores.argmax(dim=1)]
-    size = _uniform(n, SIZE_RANGE[0], SIZE_RANGE[1], g)
-    cx_lo, cx_hi, cy_lo, cy_hi = position_range(size)
-    cx = _uniform(n, cx_lo, cx_hi, g)
-    cy = _uniform(n, cy_lo, cy_hi, g)
-    hat = torch.rand(n, generator=g) < hat_prob
-    return SceneBatch(shape=shape, color=color, background=background, cx=cx, cy=cy, size=size, hat=hat)
+    allowed = shape_color_idx[None, :] != background[:, None]  # [n, C]: never the background's colour
+    scores = torch.rand(n, MAX_SHAPES, len(shape_color_idx), generator=g) * allowed[:, None]
+    color = shape_color_idx[scores.argmax(dim=2)]
+    s1 = _uniform((n,), *SIZE_RANGE_ONE, g)
+    s2 = _uniform((n, MAX_SHAPES), *SIZE_RANGE_TWO, g)
+    size = torch.where(two[:, None], s2, torch.stack([s1, s1], dim=1))
+    # x: one shape anywhere; two shapes, the first in the left half and the second in the right half
+    u = torch.rand(n, MAX_SHAPES, generator=g)
+    lo_one, hi_one = size[:, 0] + 0.5, IMAGE_SIZE - 0.5 - size[:, 0]
+    cx_one = lo_one + (hi_one - lo_one) * u[:, 0]
+    half = IMAGE_SIZE / 2
+    lo_a, hi_a = size[:, 0] + 0.5, half - 0.5 - size[:, 0]
+    lo_b, hi_b = half + 0.5 + size[:, 1], IMAGE_SIZE - 0.5 - size[:, 1]
+    cx_two = torch.stack([lo_a + (hi_a - lo_a) * u[:, 0], lo_b + (hi_b - lo_b) * u[:, 1]], dim=1)
+    cx = torch.where(two[:, None], cx_two, torch.stack([cx_one, cx_one], dim=1))
+    lo_y, hi_y = headroom(size), IMAGE_SIZE - 0.5 - size
+    cy = lo_y + (hi_y - lo_y) * torch.rand(n, MAX_SHAPES, generator=g)
+    wears = torch.rand(n, len(ACCESSORIES), generator=g) < accessory_prob
+    return SceneBatch(n_shapes, shape, color, cx, cy, size, background, wears)
 
 
 def scenes_to_batch(scenes: list[Scene]) -> SceneBatch:
-    """Pack explicit `Scene` objects into a `SceneBatch` (validates names)."""
+    """Pack explicit `Scene` objects into a `SceneBatch` (validates names and counts)."""
     names = list(COLORS)
+    rows: list[list] = []
     for s in scenes:
-        if s.shape not in SHAPES:
-            raise ValueError(f"unknown shape {s.shape!r}; known: {SHAPES}")
-        for c in (s.color, s.background):
-            if c not in names:
-                raise ValueError(f"unknown colour {c!r}; known: {names}")
+        if not 1 <= len(s.shapes) <= MAX_SHAPES:
+            raise ValueError(f"a scene has 1 to {MAX_SHAPES} shapes, got {len(s.shapes)}")
+        for sh in s.shapes:
+            if sh.shape not in SHAPES:
+                raise ValueError(f"unknown shape {sh.shape!r}; known: {SHAPES}")
+            if sh.color not in names:
+                raise ValueError(f"unknown colour {sh.color!r}; known: {names}")
+        if s.background not in names:
+            raise ValueError(f"unknown colour {s.background!r}; known: {names}")
+        unknown = set(s.accessories) - set(ACCESSORIES)
+        if unknown:
+            raise ValueError(f"unknown accessories {sorted(unknown)}; known: {list(ACCESSORIES)}")
+        padded = list(s.shapes) + [s.shapes[-1]] * (MAX_SHAPES - len(s.shapes))
+        rows.append([s, padded])
     return SceneBatch(
-        shape=torch.tensor([SHAPES.index(s.shape) for s in scenes], dtype=torch.long),
-        color=torch.tensor([names.index(s.color) for s in scenes], dtype=torch.long),
-        background=torch.tensor([names.index(s.background) for s in scenes], dtype=torch.long),
-        cx=torch.tensor([s.cx for s in scenes], dtype=torch.float32),
-        cy=torch.tensor([s.cy for s in scenes], dtype=torch.float32),
-        size=torch.tensor([s.size for s in scenes], dtype=torch.float32),
-        hat=torch.tensor([s.hat for s in scenes], dtype=torch.bool),
+        n_shapes=torch.tensor([len(s.shapes) for s, _ in rows], dtype=torch.long),
+        shape=torch.tensor([[SHAPES.index(p.shape) for p in ps] for _, ps in rows], dtype=torch.long),
+        color=torch.tensor([[names.index(p.color) for p in ps] for _, ps in rows], dtype=torch.long),
+        cx=torch.tensor([[p.cx for p in ps] for _, ps in rows], dtype=torch.float32),
+        cy=torch.tensor([[p.cy for p in ps] for _, ps in rows], dtype=torch.float32),
+        size=torch.tensor([[p.size for p in ps] for _, ps in rows], dtype=torch.float32),
+        background=torch.tensor([names.index(s.background) for s, _ in rows], dtype=torch.long),
+        wears=torch.tensor([[a in s.accessories for a in ACCESSORIES] for s, _ in rows], dtype=torch.bool),
     )
 
 
+def _grid(batch: SceneBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pixel-centre coordinates broadcast against the per-shape fields: x, y [1,1,H,W]; cx, cy, r [N,2,1,1]."""
+    coords = torch.arange(IMAGE_SIZE, device=batch.cx.device, dtype=torch.float32) + 0.5
+    y = coords[None, None, :, None]
+    x = coords[None, None, None, :]
+    return x, y, batch.cx[:, :, None, None], batch.cy[:, :, None, None], batch.size[:, :, None, None]
+
+
+def _used(batch: SceneBatch) -> torch.Tensor:
+    """Bool [N, 2, 1, 1]: which shape slots a scene uses."""
+    k = torch.arange(MAX_SHAPES, device=batch.n_shapes.device)
+    return (k[None, :] < batch.n_shapes[:, None])[:, :, None, None]
+
+
 def shape_masks(batch: SceneBatch) -> torch.Tensor:
-    """Return the main shape's pixel mask [N, 32, 32] (bool)."""
-    dev = batch.cx.device
-    coords = torch.arange(IMAGE_SIZE, device=dev, dtype=torch.float32) + 0.5
-    y = coords[None, :, None]
-    x = coords[None, None, :]
-    cx, cy, r = batch.cx[:, None, None], batch.cy[:, None, None], batch.size[:, None, None]
+    """Pixel masks of each shape slot, [N, 2, 32, 32] bool (all False for an unused slot)."""
+    x, y, cx, cy, r = _grid(batch)
     circle = (x - cx) ** 2 + (y - cy) ** 2 <= r**2
     square = ((x - cx).abs() <= r) & ((y - cy).abs() <= r)
     top = cy - r
     triangle = (y >= top) & (y <= cy + r) & ((x - cx).abs() <= (y - top) * 0.5)
-    kind = batch.shape[:, None, None]
-    return torch.where(kind == 0, circle, torch.where(kind == 1, square, triangle))
+    kind = batch.shape[:, :, None, None]
+    masks = torch.where(kind == 0, circle, torch.where(kind == 1, square, triangle))
+    return masks & _used(batch)
+
+
+def _worn(batch: SceneBatch, accessory: str) -> torch.Tensor:
+    return batch.wears[:, ACCESSORIES.index(accessory)].to(batch.cx.device)[:, None, None]
 
 
 def hat_masks(batch: SceneBatch, force: bool = False) -> torch.Tensor:
-    """Return the hat's pixel mask [N, 32, 32] (empty where there is no hat, unless `force`)."""
-    dev = batch.cx.device
-    coords = torch.arange(IMAGE_SIZE, device=dev, dtype=torch.float32) + 0.5
-    y = coords[None, :, None]
-    x = coords[None, None, :]
-    cx, cy, r = batch.cx[:, None, None], batch.cy[:, None, None], batch.size[:, None, None]
+    """The hats' pixels [N, 32, 32] (empty where the scene wears no hat, unless `force`)."""
+    x, y, cx, cy, r = _grid(batch)
     top = cy - r
     brim_top = top - HAT_BRIM_HEIGHT
     brim = (y < top) & (y >= brim_top) & ((x - cx).abs() <= HAT_BRIM_HALF_WIDTH * r)
     crown = (y < brim_top) & (y >= brim_top - HAT_CROWN_HEIGHT * r) & ((x - cx).abs() <= HAT_CROWN_HALF_WIDTH * r)
-    mask = brim | crown
-    if not force:
-        mask = mask & batch.hat[:, None, None].to(dev)
-    return mask
+    mask = ((brim | crown) & _used(batch)).any(1)
+    return mask if force else mask & _worn(batch, "hat")
 
 
-def render(batch: SceneBatch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Render scenes; returns (images [N,3,32,32] in [-1,1], hat mask [N,32,32] bool) on the batch's device."""
+def glasses_masks(batch: SceneBatch, force: bool = False) -> torch.Tensor:
+    """The glasses' pixels [N, 32, 32]: two lenses and the bridge between them on each shape."""
+    x, y, cx, cy, r = _grid(batch)
+    ly = cy + LENS_DY * r
+    lr = LENS_RADIUS * r + LENS_RADIUS_PX
+    left = (x - (cx - LENS_DX * r)) ** 2 + (y - ly) ** 2 <= lr**2
+    right = (x - (cx + LENS_DX * r)) ** 2 + (y - ly) ** 2 <= lr**2
+    bridge = ((y - ly).abs() <= 0.5) & ((x - cx).abs() <= LENS_DX * r)
+    mask = ((left | right | bridge) & _used(batch)).any(1)
+    return mask if force else mask & _worn(batch, "glasses")
+
+
+def stripe_masks(batch: SceneBatch, force: bool = False) -> torch.Tensor:
+    """The darkened rows of the striped shapes [N, 32, 32] (every odd pixel row inside a shape)."""
+    _, y, _, _, _ = _grid(batch)
+    odd = (y.floor() % 2) == 1
+    mask = (shape_masks(batch) & odd).any(1)
+    return mask if force else mask & _worn(batch, "stripes")
+
+
+ACCESSORY_MASKS = {"hat": hat_masks, "glasses": glasses_masks, "stripes": stripe_masks}
+
+
+def render(batch: SceneBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Render scenes; returns (images [N,3,32,32] in [-1,1], {accessory: pixel mask [N,32,32] bool}) on the
+    batch's device. Glasses are drawn over stripes; a hat sits above its shape and covers the other shape."""
     dev = batch.cx.device
     palette = torch.tensor(list(COLORS.values()), device=dev, dtype=torch.float32)  # [K, 3]
-    bg = palette[batch.background][:, :, None, None]
-    fg = palette[batch.color][:, :, None, None]
-    smask = shape_masks(batch)[:, None]
-    hmask = hat_masks(batch)
-    img = torch.where(smask, fg, bg)
-    hat_rgb = torch.tensor(HAT_COLOR, device=dev, dtype=torch.float32)[None, :, None, None]
-    img = torch.where(hmask[:, None], hat_rgb, img)
-    return img * 2.0 - 1.0, hmask
+    img = palette[batch.background][:, :, None, None].expand(-1, -1, IMAGE_SIZE, IMAGE_SIZE)
+    smasks = shape_masks(batch)
+    for k in range(MAX_SHAPES):
+        fg = palette[batch.color[:, k]][:, :, None, None]
+        img = torch.where(smasks[:, k, None], fg, img)
+    masks = {a: ACCESSORY_MASKS[a](batch) for a in ACCESSORIES}
+    img = torch.where(masks["stripes"][:, None], img * STRIPE_DARKEN, img)
+    for name, rgb in (("glasses", GLASSES_COLOR), ("hat", HAT_COLOR)):
+        colour = torch.tensor(rgb, device=dev, dtype=torch.float32)[None, :, None, None]
+        img = torch.where(masks[name][:, None], colour, img)
+    # what is drawn later hides what was drawn before: keep each mask to the pixels that show it
+    masks["glasses"] = masks["glasses"] & ~masks["hat"]
+    masks["stripes"] = masks["stripes"] & ~masks["hat"] & ~masks["glasses"]
+    return img * 2.0 - 1.0, masks
 
 
-def render_scene(
-    shape: str, color: str, background: str, cx: float, cy: float, size: float, hat: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Render one scene from explicit attributes; returns (image [3,32,32] in [-1,1], hat mask [32,32])."""
-    img, mask = render(scenes_to_batch([Scene(shape, color, background, cx, cy, size, hat)]))
-    return img[0], mask[0]
+def render_scene(scene: Scene) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Render one scene; returns (image [3,32,32] in [-1,1], {accessory: mask [32,32]})."""
+    img, masks = render(scenes_to_batch([scene]))
+    return img[0], {a: m[0] for a, m in masks.items()}
 
 
-def caption(scene: Scene, mention_hat: bool = True) -> str:
-    """Full caption of a scene, e.g. "red circle with hat on blue background" (hat named only if asked)."""
-    hat = " with hat" if (scene.hat and mention_hat) else ""
-    return f"{scene.color} {scene.shape}{hat} on {scene.background} background"
+def one_shape(
+    shape: str, color: str, background: str, cx: float, cy: float, size: float, accessories: tuple[str, ...] = ()
+) -> Scene:
+    """Shorthand for a one-shape scene."""
+    return Scene([Shape(shape, color, cx, cy, size)], background, frozenset(accessories))
+
+
+def _phrase(sh: Shape) -> str:
+    return f"{sh.color} {sh.shape}"
+
+
+def caption(scene: Scene, mention: tuple[str, ...] | frozenset[str] | None = None) -> str:
+    """Caption of a scene, e.g. "red circle and blue square with hat with glasses on gray background".
+    `mention` lists the accessories to name (only worn ones are named); None names every worn one."""
+    named = [a for a in ACCESSORIES if a in scene.accessories and (mention is None or a in mention)]
+    body = " and ".join(_phrase(s) for s in scene.shapes)
+    acc = "".join(f" with {a}" for a in named)
+    return f"{body}{acc} on {scene.background} background"
 
 
 def training_captions(
@@ -225,29 +329,26 @@ def training_captions(
     partial_prob: float = 0.2,
     drop_prob: float = 0.15,
 ) -> list[str]:
-    """Random training captions: full / partial (subsets of the phrases) / empty (caption dropout for CFG).
+    """Random training captions: full / partial (a subset of the phrases) / empty (caption dropout for CFG).
 
-    A present hat is named with probability `mention_prob`; an absent hat is never named.
+    Each worn accessory is named independently with probability `mention_prob`; an absent one is never named.
     """
     out = []
-    names = list(COLORS)
-    cols = [batch.shape.tolist(), batch.color.tolist(), batch.background.tolist(), batch.hat.tolist()]
-    for shape_i, color_i, bg_i, hat in zip(*cols, strict=True):
-        s = Scene(SHAPES[shape_i], names[color_i], names[bg_i], 0.0, 0.0, 0.0, bool(hat))
+    for i in range(len(batch)):
+        s = batch.scene(i)
         u = rng.random()
         if u < drop_prob:
             out.append("")
             continue
-        mention = s.hat and rng.random() < mention_prob
+        named = frozenset(a for a in ACCESSORIES if a in s.accessories and rng.random() < mention_prob)
         if u < drop_prob + partial_prob:
             parts = []
             if rng.random() < 0.5:
-                parts.append(f"{s.color} {s.shape}" if rng.random() < 0.7 else rng.choice([s.color, s.shape]))
-            if mention:
-                parts.append("with hat" if parts else "hat")
+                parts.append(" and ".join(_phrase(sh) for sh in s.shapes))
+            parts += [f"with {a}" if parts or k else a for k, a in enumerate(a for a in ACCESSORIES if a in named)]
             if rng.random() < 0.4:
                 parts.append(f"on {s.background} background")
             out.append(" ".join(parts))
         else:
-            out.append(caption(s, mention_hat=mention))
+            out.append(caption(s, named))
     return out
