@@ -84,6 +84,14 @@ def resolve_script_args(script: dict, script_info: list[dict], is_img2img: bool)
     return name, args
 
 
+def add_fork_hires_fields(body: dict) -> None:
+    """The forks' APIs need their own hires fields; A1111 (and the stand-in's A1111) ignore unknown fields."""
+    if body.get("enable_hr"):
+        body.setdefault("hr_cfg", body.get("cfg_scale", 7.0))  # Forge, Neo, reForge (API default 1: no uncond)
+        body.setdefault("hr_cfg_scale", body.get("cfg_scale", 7.0))  # Classic (API default None fails)
+        body.setdefault("hr_additional_modules", ["Use same choices"])  # Forge (None fails)
+
+
 def gray_png_base64(size: int) -> str:
     from PIL import Image
 
@@ -139,10 +147,7 @@ class RealWebUI:
             body["script_name"], body["script_args"] = resolve_script_args(
                 body.pop("script"), self.script_info(), endpoint == "img2img"
             )
-        if body.get("enable_hr"):  # the forks' APIs need their own hires fields (A1111 ignores unknown fields)
-            body.setdefault("hr_cfg", body.get("cfg_scale", 7.0))  # Forge, Neo, reForge (API default 1: no uncond)
-            body.setdefault("hr_cfg_scale", body.get("cfg_scale", 7.0))  # Classic (API default None fails)
-            body.setdefault("hr_additional_modules", ["Use same choices"])  # Forge (None fails)
+        add_fork_hires_fields(body)
         tag = uuid.uuid4().hex
         body.setdefault("alwayson_scripts", {})[TRACE_TITLE] = {"args": [tag]}
         self._request(f"/sdapi/v1/{endpoint}", body)
@@ -196,6 +201,7 @@ class StandIn:
             body["script_name"], body["script_args"] = resolve_script_args(
                 body.pop("script"), self.script_info(), endpoint == "img2img"
             )
+        add_fork_hires_fields(body)
         body.setdefault("alwayson_scripts", {})[TRACE_TITLE] = {"args": ["standin"]}
         # the stand-in holds one model object: a control on another checkpoint swaps the object for the request
         checkpoint = (body.get("override_settings") or {}).pop("sd_model_checkpoint", None)
@@ -258,6 +264,8 @@ def _row_references(side, run: dict) -> object:
 def _row_labels(side, rec: dict, references: dict) -> list[str]:
     labels = []
     if isinstance(side, StandIn):
+        if rec["uncond_tensor"] is None:  # no unconditional branch (CFG scale 1 in Forge and Neo)
+            return []
         rows = list(_crossattn(rec["uncond_tensor"]))
         match = _tensor_row_matches
     else:

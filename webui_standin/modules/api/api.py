@@ -21,6 +21,7 @@ from modules.processing import StableDiffusionProcessingImg2Img, StableDiffusion
 
 # request fields that are not processing arguments
 _NOT_PROCESSING_ARGS = ("script_name", "script_args", "alwayson_scripts", "infotext", "include_init_images")
+_FORK_ONLY_ARGS = {"hr_cfg", "hr_cfg_scale"}  # left to the fork flavour's defaults when a request omits them
 
 
 def script_name_to_index(name: str, scripts_list: list) -> int:
@@ -192,7 +193,11 @@ class Api:
             populated.sampler_index = None
         if not populated.scheduler and scheduler != "Automatic":
             populated.scheduler = scheduler
-        return {k: v for k, v in vars(populated).items() if k not in _NOT_PROCESSING_ARGS}
+        return {
+            k: v
+            for k, v in vars(populated).items()
+            if k not in _NOT_PROCESSING_ARGS and not (k in _FORK_ONLY_ARGS and v is None)
+        }
 
     def _run(self, req, is_img2img: bool) -> dict[str, Any]:
         tabname = "img2img" if is_img2img else "txt2img"

@@ -78,6 +78,9 @@ class StableDiffusionTxt2ImgProcessingAPI(_ProcessingAPIBase):
     hr_scheduler: Optional[str] = None  # noqa: UP045
     hr_prompt: str = ""
     hr_negative_prompt: str = ""
+    # the forks' request models add the hires CFG scale (docs/forks.md §2); absent means the fork's default
+    hr_cfg: Optional[float] = None  # noqa: UP045  Forge, Neo, reForge
+    hr_cfg_scale: Optional[float] = None  # noqa: UP045  Forge Classic
 
 
 class StableDiffusionImg2ImgProcessingAPI(_ProcessingAPIBase):

@@ -153,7 +153,9 @@ def on_cfg_denoiser(params) -> None:
         }
         if SINK is not None:
             u = params.text_uncond
-            rec["uncond_tensor"] = {k: v.clone() for k, v in u.items()} if isinstance(u, dict) else u.clone()
+            rec["uncond_tensor"] = (
+                None if u is None else {k: v.clone() for k, v in u.items()} if isinstance(u, dict) else u.clone()
+            )
         _append(rec)
     except Exception as e:  # a tracer must never break a generation
         print(f"[npd-trace] eval record failed: {e!r}")
