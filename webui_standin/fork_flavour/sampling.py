@@ -144,19 +144,6 @@ def _add_image_conditioning(unet, image_cond, x, cond, uncond) -> None:
         entry["model_conds"]["c_concat"] = conditions.Condition(image)
 
 
-def _blend(denoiser, denoised, sigma):
-    blended = denoised * denoiser.nmask + denoiser.init_latent * denoiser.mask
-    if denoiser.p.scripts is None:
-        return blended
-    from modules import scripts
-
-    args = scripts.MaskBlendArgs(
-        denoised, denoiser.nmask, denoiser.init_latent, denoiser.mask, blended, denoiser=denoiser, sigma=sigma
-    )
-    denoiser.p.scripts.on_mask_blend(denoiser.p, args)
-    return args.blended_latent
-
-
 def fork_forward(host: Any, denoiser, x, sigma, uncond, cond, cond_scale, s_min_uncond, image_cond):
     """One guided evaluation as the fork ``host`` makes it (see the module docstring)."""
     if state.interrupted or state.skipped:
@@ -199,7 +186,7 @@ def fork_forward(host: Any, denoiser, x, sigma, uncond, cond, cond_scale, s_min_
     if denoiser.need_last_noise_uncond:
         denoiser.last_noise_uncond = (x - uncond_pred) / sigma[:, None, None, None]
     if denoiser.mask is not None:
-        denoised = _blend(denoiser, denoised, sigma)
+        denoised = denoiser._blend(denoised, sigma)  # the same mask blend as A1111's denoiser
     denoiser.sampler.last_latent = denoised
     sd_samplers_common.store_latent(denoised)
 
