@@ -122,13 +122,13 @@ def start_generation(p: Any, enabled: object, delay: object, *auto_args: object)
         state.failed = True
         return state
     steps = int(p.steps)
+    label = f" [{host.detect().label}]"  # the one log line per generation names the host
     refusal = _unsupported(p)
     if refusal:
-        state.log.error(f"{refusal}; negative prompt applied as usual [{host.detect().label}]")
+        state.log.error(f"{refusal}; negative prompt applied as usual{label}")
         state.failed = True
         return state
     state.never = settings.delay >= steps  # also when a scheduler runs more steps than asked (DDIM at 30: 31)
-    label = f" [{host.detect().label}]"
     if settings.auto:
         state.log.info(
             f"negative prompt from the detected critical step (sensitivity {settings.sensitivity:g}, "
