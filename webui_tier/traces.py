@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import importlib
 import io
 import json
 import os
@@ -418,12 +417,6 @@ def auto_errors(trace: dict, earliest: int, latest: int) -> list[str]:
 def save(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1, default=str))
-
-
-def import_scenarios():
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    return importlib.import_module("webui_tier.scenarios")
 
 
 OUT_DIR = Path(os.environ.get("WEBUI_TIER_OUT", ROOT / "webui_tier" / "out"))
