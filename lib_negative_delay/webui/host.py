@@ -74,6 +74,8 @@ def detect() -> Host:
     """The running host.  Cached per ``modules_forge.forge_version`` module object (None in A1111), so a
     process whose modules change (the stand-in switching hosts between tests) detects again."""
     marker = sys.modules.get("modules_forge.forge_version")
+    if id(marker) in _detected:  # also A1111's cached answer: no failing import per generation
+        return _detected[id(marker)]
     if marker is None:
         try:
             marker = importlib.import_module("modules_forge.forge_version")
