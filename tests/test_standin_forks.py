@@ -95,6 +95,17 @@ def rows(model) -> list[int]:
     return [call.batch_size for call in model.calls]
 
 
+def post_cfg_hook(fn, **options):
+    """A probe hook that registers ``fn`` as a post-CFG function on a clone of the pass's unet patcher."""
+
+    def hook(p, kwargs):
+        unet = p.sd_model.forge_objects.unet.clone()
+        unet.set_model_sampler_post_cfg_function(fn, **options)
+        p.sd_model.forge_objects.unet = unet
+
+    return hook
+
+
 # --- detection surface and processing fields ------------------------------------------------------------------
 
 
@@ -242,11 +253,7 @@ def test_skip_early_rules_at_the_default(start, host):
     model = start(host)
     runs: list = []
 
-    def hook(p, kwargs):
-        unet = p.sd_model.forge_objects.unet.clone()
-        unet.set_model_sampler_post_cfg_function(lambda args: runs.append(args["uncond"]) or args["denoised"])
-        p.sd_model.forge_objects.unet = unet
-
+    hook = post_cfg_hook(lambda args: runs.append(args["uncond"]) or args["denoised"])
     harness.txt2img(steps=4, probe_hook=hook)
     skips_first = host == "classic-1.8"
     assert rows(model) == ([1] if skips_first else [2]) + [2, 2, 2]
@@ -258,11 +265,7 @@ def test_skip_early_rules_at_the_default(start, host):
 def test_disable_cfg1_optimization_under_skip_early(start, host):
     model = start(host)
 
-    def hook(p, kwargs):
-        unet = p.sd_model.forge_objects.unet.clone()
-        unet.set_model_sampler_post_cfg_function(lambda args: args["denoised"], disable_cfg1_optimization=True)
-        p.sd_model.forge_objects.unet = unet
-
+    hook = post_cfg_hook(lambda args: args["denoised"], disable_cfg1_optimization=True)
     harness.txt2img(steps=4, probe_hook=hook, skip_early_cond=0.5, override_settings={"skip_early_cond": 0.5})
     skipped = {"forge": [], "classic": [1, 2], "reforge": [0, 1, 2]}[host]  # Forge honours the flag
     assert rows(model) == [1 if i in skipped else 2 for i in range(4)]
@@ -273,11 +276,7 @@ def test_post_cfg_uncond_when_skipped_early(start, host):
     model = start(host)
     unconds: list = []
 
-    def hook(p, kwargs):
-        unet = p.sd_model.forge_objects.unet.clone()
-        unet.set_model_sampler_post_cfg_function(lambda args: unconds.append(args["uncond"]) or args["denoised"])
-        p.sd_model.forge_objects.unet = unet
-
+    hook = post_cfg_hook(lambda args: unconds.append(args["uncond"]) or args["denoised"])
     harness.txt2img(steps=4, probe_hook=hook, skip_early_cond=0.5, override_settings={"skip_early_cond": 0.5})
     skipped = [i for i, n in enumerate(rows(model)) if n == 1]
     assert skipped == ([1, 2] if host == "classic" else [0, 1, 2])
@@ -318,11 +317,7 @@ def test_extra_model_evaluation_in_a_post_cfg_function(start, host):
         assert torch.allclose(out, args["cond_denoised"])
         return args["denoised"]
 
-    def hook(p, kwargs):
-        unet = p.sd_model.forge_objects.unet.clone()
-        unet.set_model_sampler_post_cfg_function(again)
-        p.sd_model.forge_objects.unet = unet
-
+    hook = post_cfg_hook(again)
     harness.txt2img(steps=3, batch_size=2, probe_hook=hook)
     assert rows(model) == [4, 2] * 3  # each evaluation, then the extra cond-only pass
 
@@ -345,11 +340,7 @@ def test_refiner_switch_loses_the_patched_clone(start):
         lambda params: patched.append("sampler_post_cfg_function" in shared.sd_model.forge_objects.unet.model_options)
     )
 
-    def hook(p, kwargs):
-        unet = p.sd_model.forge_objects.unet.clone()
-        unet.set_model_sampler_post_cfg_function(lambda args: args["denoised"])
-        p.sd_model.forge_objects.unet = unet
-
+    hook = post_cfg_hook(lambda args: args["denoised"])
     harness.txt2img(steps=6, script_args={"Refiner": [True, "refiner", 0.5]}, probe_hook=hook)
     assert patched == [True] * 3 + [False] * 3  # no process_before_every_sampling after the switch
 
