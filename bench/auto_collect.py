@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/auto_collect.py [--prompts 8] [--seeds 16] [--steps 20] [--out bench/out/auto_cases.pt]
 
-For every (prompt, seed) case and every accessory of the toy world as the negative prompt it stores:
+For every accessory of the toy world as the negative prompt, and every (prompt, seed) case of prompts that imply it
+(`toy.world.prompts_implying`: they contain the accessory's shape and never name it), it stores:
   - the outcome of every fixed delay 0..steps: accessory present, SSIM outside the accessory region (vs. the
     no-negative image) and the benchmark score (`metrics.case_score`); delay == steps means "never switched";
   - per step k of the trajectory that still uses the empty negative (identical, up to step k, to the trajectory
@@ -37,18 +38,8 @@ from modules import script_callbacks  # noqa: E402
 from lib_negative_delay import TITLE  # noqa: E402
 from toy import metrics, presence  # noqa: E402
 from toy.model import ToyLDM  # noqa: E402
-from toy.world import ACCESSORIES  # noqa: E402
+from toy.world import ACCESSORIES, prompts_implying  # noqa: E402
 
-PROMPTS = [
-    "red circle on blue background",
-    "green square on gray background",
-    "yellow triangle on purple background",
-    "purple circle and orange square on green background",
-    "orange square on blue background",
-    "blue triangle and red circle on gray background",
-    "red square on purple background",
-    "yellow circle and green triangle on blue background",
-]
 SIGNALS = ("a_cos", "a_gain", "b_mean", "b_conc", "c", "w")
 
 
@@ -135,6 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prompts", type=int, default=8)
     ap.add_argument("--seeds", type=int, default=16)
+    ap.add_argument("--prompt-seed", type=int, default=1234, help="seed of toy.world.prompts_implying")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--sampler", default="Euler")
     ap.add_argument("--negatives", default=",".join(ACCESSORIES))
@@ -153,18 +145,18 @@ def main(argv: list[str] | None = None) -> None:
     meter = UNetMeter(model)
     steps, n = args.steps, args.seeds
     base = dict(steps=steps, sampler_name=args.sampler, width=32, height=32, batch_size=n, seed=1000, cfg_scale=7.0)
-    prompts = PROMPTS[: args.prompts]
+    prompts = {neg: prompts_implying(neg, args.prompts, args.prompt_seed) for neg in negatives}
     keys = ("present", "ssim", "score", "present_ref", *SIGNALS)
     data: dict[str, dict[str, list]] = {neg: {k: [] for k in keys} for neg in negatives}
     t0 = time.perf_counter()
     with torch.inference_mode():
-        for pi, prompt in enumerate(prompts):
-            meter.memo.clear()
-            meter.memo_on, meter.store = True, True
-            ref = generate(prompt, "", base, None)
-            meter.store = False
-            for neg in negatives:
-                d = data[neg]
+        for neg in negatives:
+            d = data[neg]
+            for pi, prompt in enumerate(prompts[neg]):
+                meter.memo.clear()
+                meter.memo_on, meter.store = True, True
+                ref = generate(prompt, "", base, None)
+                meter.store = False
                 d["present_ref"].append(presence.accessory_present(ref * 2 - 1, neg))
                 present, ssims, scores = [], [], []
                 for delay in range(steps + 1):
@@ -187,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
                     cbs[:] = [c for c in cbs if c.callback is not rec]
                 for k in SIGNALS:
                     d[k].append(torch.stack(rec.rows[k]))  # [steps, n]
-            print(f"{pi + 1}/{len(prompts)} {prompt!r}: {time.perf_counter() - t0:.0f} s", flush=True)
+                print(f"{neg} {pi + 1}/{len(prompts[neg])} {prompt!r}: {time.perf_counter() - t0:.0f} s", flush=True)
     out: dict = {neg: {k: torch.stack(v) for k, v in d.items()} for neg, d in data.items()}  # [prompts, ...]
     out["config"] = {
         "prompts": prompts,

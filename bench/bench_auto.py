@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/bench_auto.py [--data bench/results/auto_cases_20.pt] [--collect] [--repeats 5]
 
-Data: `bench/auto_collect.py` (8 prompts x 16 seeds, Euler, 20 steps, CFG 7, each accessory of the toy world as
-the negative prompt; `--collect` runs it when the file is missing). An image that switches at step k is exactly
+Data: `bench/auto_collect.py` (per accessory of the toy world as the negative prompt, 8 prompts that imply it x 16
+seeds, Euler, 20 steps, CFG 7; `--collect` runs it when the file is missing). An image that switches at step k is exactly
 the image of a fixed delay k, so each detector's outcome is a lookup into the stored fixed-delay outcomes.
 
 Score per case (`metrics.SCORE_DEFINITION`, the delay benchmark's score): (1 - accessory present) x SSIM outside
@@ -259,12 +259,17 @@ def plot(report: dict, path: Path) -> None:
     ax.set_xlabel("mean score / oracle (out of sample, leave one prompt out)")
     c = report["config"]
     ax.set_title(
-        f"Auto-detection on the bundled model ({len(c['prompts'])} prompts x {c['seeds']} seeds x "
+        f"Auto-detection on the bundled model ({_per_accessory(c['prompts'])} prompts x {c['seeds']} seeds x "
         f"{len(c['negatives'])} accessories, Euler {c['steps']} steps)",
         fontsize=9,
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def _per_accessory(prompts: dict | list) -> int:
+    """Prompts per accessory (older data files have one list shared by every accessory)."""
+    return len(next(iter(prompts.values()))) if isinstance(prompts, dict) else len(prompts)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,9 +5,11 @@
     python bench/bench_delay.py --seeds 64 --steps 20 --samplers "Euler,DPM++ 2M" --out bench/out
 
 Every image goes through the WebUI stand-in with the real extension script (txt2img, 32x32, CFG 7). Cases are
-(prompt, seed) pairs: prompts from `toy.train.eval_prompts` (they never name an accessory). Every case is run
-with each accessory of the toy world as the negative prompt ("hat", "glasses", "stripes"), each measured by its
-own detector, so each accessory gets all the cases.
+(prompt, seed) pairs, per accessory of the toy world ("hat", "glasses", "stripes"), run with the accessory as the
+negative prompt and measured by its own detector. The prompts never name an accessory; by default each accessory's
+prompts contain the shape it goes with (`toy.world.prompts_implying`: "red circle on ..." for glasses), so the
+positive prompt implies the accessory, the case where a user reaches for the negative prompt. `--prompt-set any`
+gives every accessory the same random prompts.
 `--pairing cycle` (default) gives seed i the prompt i mod P, so S seeds make S cases spread over P prompts and
 one batch of S images per generation; `--pairing cross` makes every prompt with every seed (P x S cases).
 
@@ -55,7 +57,7 @@ from toy import metrics  # noqa: E402
 from toy.model import ToyLDM  # noqa: E402
 from toy.presence import accessory_present, detector_accuracy  # noqa: E402
 from toy.train import eval_prompts  # noqa: E402
-from toy.world import ACCESSORIES  # noqa: E402
+from toy.world import ACCESSORIES, prompts_implying  # noqa: E402
 
 TITLE = "Negative Prompt Delay"
 PSNR_CAP_DB = 100.0
@@ -135,67 +137,58 @@ def generate(
     return torch.stack([torch.as_tensor(im).float() for im in res.images])
 
 
-def distinct_prompts(n: int, seed: int) -> list[str]:
-    """`n` different prompts from `eval_prompts` (which may repeat a prompt): the first n distinct ones."""
-    k = n
-    while True:
-        prompts = list(dict.fromkeys(eval_prompts(k, seed=seed)))
-        if len(prompts) >= n or k > 64 * n:
-            return prompts[:n]
-        k *= 2
-
-
-def make_cases(args: argparse.Namespace) -> tuple[list[str], list[list[tuple[str, int]]]]:
-    """(prompts, generation groups): each group is a list of (prompt, seed) with consecutive seeds."""
-    prompts = distinct_prompts(args.prompts, args.prompt_seed)
+def make_cases(args: argparse.Namespace) -> dict[str, tuple[list[str], list[list[tuple[str, int]]]]]:
+    """Per negative prompt: (prompts, generation groups); each group is a list of (prompt, seed) with consecutive
+    seeds. `--prompt-set implied` gives each accessory prompts with its shape (`world.prompts_implying`), `any`
+    gives every accessory the same prompts."""
+    out = {}
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    groups: list[list[tuple[str, int]]] = []
-    if args.pairing == "cycle":
-        cases = [(prompts[i % len(prompts)], s) for i, s in enumerate(seeds)]
-        groups = [cases[i : i + args.batch] for i in range(0, len(cases), args.batch)]
-    else:
-        for p in prompts:
-            groups += [[(p, s) for s in seeds[i : i + args.batch]] for i in range(0, len(seeds), args.batch)]
-    return prompts, groups
+    for neg in args.negatives:
+        prompts = prompts_implying(neg if args.prompt_set == "implied" else None, args.prompts, args.prompt_seed)
+        groups: list[list[tuple[str, int]]] = []
+        if args.pairing == "cycle":
+            cases = [(prompts[i % len(prompts)], s) for i, s in enumerate(seeds)]
+            groups = [cases[i : i + args.batch] for i in range(0, len(cases), args.batch)]
+        else:
+            for p in prompts:
+                groups += [[(p, s) for s in seeds[i : i + args.batch]] for i in range(0, len(seeds), args.batch)]
+        out[neg] = (prompts, groups)
+    return out
 
 
-def run_delays(harness: Any, meter: UNetMeter, args: argparse.Namespace, sampler: str, groups: list, bar: Any) -> dict:
-    """All generations for one sampler: the reference per group, then per negative prompt the disabled run and
-    every delay; cases concatenated."""
-    ref_all: list[torch.Tensor] = []
-    per_neg = {n: {"plain": [], "delayed": {d: [] for d in range(args.steps + 1)}} for n in args.negatives}
+def run_delays(harness: Any, meter: UNetMeter, args: argparse.Namespace, sampler: str, cases: dict, bar: Any) -> dict:
+    """All generations for one sampler: per negative prompt and group the reference (no negative), the disabled
+    run and every delay; cases concatenated per negative prompt."""
+    per_neg: dict[str, dict] = {}
     checks = {n: {"delay0_equals_disabled": True, "delay_steps_equals_no_negative": True} for n in args.negatives}
-    for group in groups:
-        prompts = [p for p, _ in group]
-        seed = group[0][1]
-        meter.memo.clear()
-        meter.memo_on = not args.no_memo
-        meter.store = True
-        ref = generate(harness, prompts, "", seed, args, sampler, [False, 0])
-        ref_all.append(ref)
-        bar.update(1)
-        for neg in args.negatives:
+    for neg in args.negatives:
+        got: dict[str, Any] = {"ref": [], "plain": [], "delayed": {d: [] for d in range(args.steps + 1)}}
+        for group in cases[neg][1]:
+            prompts = [p for p, _ in group]
+            seed = group[0][1]
+            meter.memo.clear()
+            meter.memo_on = not args.no_memo
             meter.store = True
+            ref = generate(harness, prompts, "", seed, args, sampler, [False, 0])
             plain = generate(harness, prompts, neg, seed, args, sampler, [False, 0])
-            bar.update(1)
+            bar.update(2)
             meter.store = False
-            delayed = per_neg[neg]["delayed"]
+            delayed = got["delayed"]
             for d in range(args.steps + 1):
                 delayed[d].append(generate(harness, prompts, neg, seed, args, sampler, [True, d]))
                 bar.update(1)
             checks[neg]["delay0_equals_disabled"] &= bool(torch.equal(delayed[0][-1], plain))
             checks[neg]["delay_steps_equals_no_negative"] &= bool(torch.equal(delayed[args.steps][-1], ref))
-            per_neg[neg]["plain"].append(plain)
-        meter.memo.clear()
-        meter.memo_on = False
-    return {
-        "ref": torch.cat(ref_all),
-        "negatives": {
-            n: {"plain": torch.cat(v["plain"]), "delayed": {d: torch.cat(x) for d, x in v["delayed"].items()}}
-            for n, v in per_neg.items()
-        },
-        "checks": checks,
-    }
+            got["ref"].append(ref)
+            got["plain"].append(plain)
+            meter.memo.clear()
+            meter.memo_on = False
+        per_neg[neg] = {
+            "ref": torch.cat(got["ref"]),
+            "plain": torch.cat(got["plain"]),
+            "delayed": {d: torch.cat(x) for d, x in got["delayed"].items()},
+        }
+    return {"negatives": per_neg, "checks": checks}
 
 
 def _mean(xs: list[float]) -> float:
@@ -385,12 +378,18 @@ def best_table(doc: dict) -> list[str]:
     return lines
 
 
+def _prompt_count(config: dict) -> int:
+    prompts = config["prompts"]
+    return len(set(next(iter(prompts.values())) if isinstance(prompts, dict) else prompts))
+
+
 def write_table(doc: dict, path: Path) -> None:
     """Markdown: the best delay per accessory, the pooled per-delay table, then one per-delay table per accessory."""
     c = doc["config"]
     lines = [
-        f"Toy model, {c['cases']} cases per accessory ({c['seeds']} seeds, {len(set(c['prompts']))} distinct prompts, "
-        f"pairing {c['pairing']}), negatives {', '.join(repr(n) for n in c['negatives'])} (each on every case), "
+        f"Toy model, {c['cases']} cases per accessory ({c['seeds']} seeds, {_prompt_count(c)} distinct prompts per "
+        f"accessory ({c.get('prompt_set', 'any')}), pairing {c['pairing']}), negatives "
+        f"{', '.join(repr(n) for n in c['negatives'])}, "
         f"{c['steps']} steps, CFG {c['cfg_scale']:g}. Delay 0 = negative from step 0 (= extension off); delay "
         f"{c['steps']} = never applied (= no negative). Removal: over cases with the accessory without the negative; "
         "reverse: over cases without. PSNR (dB, capped at 100)/SSIM outside the accessory regions vs the no-negative "
@@ -477,8 +476,15 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=64, help="number of seeds (default 64)")
     ap.add_argument("--first-seed", type=int, default=0)
-    ap.add_argument("--prompts", type=int, default=8, help="number of prompts from eval_prompts (default 8)")
-    ap.add_argument("--prompt-seed", type=int, default=1234, help="seed of eval_prompts")
+    ap.add_argument("--prompts", type=int, default=8, help="number of prompts per accessory (default 8)")
+    ap.add_argument("--prompt-seed", type=int, default=1234, help="seed of toy.world.prompts_implying")
+    ap.add_argument(
+        "--prompt-set",
+        choices=["implied", "any"],
+        default="implied",
+        help="implied (default): each accessory's prompts have its shape, so they imply it; any: the same prompts "
+        "for every accessory",
+    )
     ap.add_argument("--pairing", choices=["cycle", "cross"], default="cycle")
     ap.add_argument("--negatives", default=",".join(ACCESSORIES), help="comma-separated accessories (default all)")
     ap.add_argument("--steps", type=int, default=20)
@@ -529,12 +535,12 @@ def main(argv: list[str] | None = None) -> int:
     harness.start(str(ROOT), model)
     logging.getLogger("negative_prompt_delay").setLevel(logging.ERROR)  # delay >= steps warns on every run
     meter = UNetMeter(model)
-    prompts, groups = make_cases(args)
-    case_prompts = [p for g in groups for p, _ in g]
+    cases = make_cases(args)
+    case_prompts = {n: [p for g in groups for p, _ in g] for n, (_, groups) in cases.items()}
 
     per_acc: dict[str, dict] = {a: {} for a in args.negatives}
     pooled, cost, checks, memo_stats = {}, [], {}, {}
-    total = len(samplers) * len(groups) * (1 + len(args.negatives) * (args.steps + 2))
+    total = len(samplers) * sum(len(groups) for _, groups in cases.values()) * (args.steps + 3)
     with torch.inference_mode():
         for sampler in samplers:
             cost.append(measure_cost(harness, meter, args, sampler))
@@ -542,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
         with tqdm(total=total, desc="bench", unit="generation") as bar:
             for sampler in samplers:
                 calls0, hits0, t0 = meter.calls, meter.hits, time.perf_counter()
-                images = run_delays(harness, meter, args, sampler, groups, bar)
+                images = run_delays(harness, meter, args, sampler, cases, bar)
                 memo_stats[sampler] = {
                     "unet_calls": meter.calls - calls0,
                     "answered_from_memo": meter.hits - hits0,
@@ -551,16 +557,19 @@ def main(argv: list[str] | None = None) -> int:
                 checks[sampler] = images["checks"]
                 outcomes = []
                 for a in args.negatives:
-                    outcomes.append(case_outcomes(images["ref"], images["negatives"][a]["delayed"], a, args.steps))
-                    per_acc[a][sampler] = aggregate(outcomes[-1], case_prompts, prompts)
-                pooled[sampler] = aggregate(pool(outcomes), case_prompts * len(outcomes), prompts)
+                    got = images["negatives"][a]
+                    outcomes.append(case_outcomes(got["ref"], got["delayed"], a, args.steps))
+                    per_acc[a][sampler] = aggregate(outcomes[-1], case_prompts[a], cases[a][0])
+                every = [p for a in args.negatives for p in case_prompts[a]]
+                pooled[sampler] = aggregate(pool(outcomes), every, list(dict.fromkeys(every)))
     doc = {
         "config": {
             "seeds": args.seeds,
             "first_seed": args.first_seed,
-            "prompts": prompts,
+            "prompts": {n: cases[n][0] for n in args.negatives},
+            "prompt_set": args.prompt_set,
             "pairing": args.pairing,
-            "cases": len(case_prompts),
+            "cases": len(case_prompts[args.negatives[0]]),
             "negatives": args.negatives,
             "steps": args.steps,
             "cfg_scale": args.cfg,

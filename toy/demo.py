@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TITLE = "Negative Prompt Delay"
 DEFAULT_PROMPT = "red circle on blue background"
 DEFAULT_SEEDS = "1-6"
-DEFAULT_DELAYS = "1,2,4"
-DEFAULT_NEGATIVE = "hat"
+DEFAULT_DELAYS = "2,3,4"
+DEFAULT_NEGATIVE = "glasses"
 PSNR_CAP_DB = 100.0
 """PSNR of identical pixels is infinite; means and JSON values are capped at this many dB."""
 

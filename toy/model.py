@@ -40,6 +40,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "vocabulary": world.vocabulary(),
     "world": {
         "accessory_prob": world.DEFAULT_ACCESSORY_PROB,
+        "stray_prob": world.DEFAULT_STRAY_PROB,
         "mention_prob": world.DEFAULT_MENTION_PROB,
         "two_shape_prob": world.DEFAULT_TWO_SHAPE_PROB,
     },

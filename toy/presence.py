@@ -141,7 +141,7 @@ def detector_accuracy(n: int = 512, seed: int = 0, noise_std: float = 0.0, acces
     others are there to confuse it; optional Gaussian pixel noise)."""
     from . import world
 
-    batch = world.sample_scenes(n, seed=seed, accessory_prob=0.5)
+    batch = world.sample_scenes(n, seed=seed, accessory_prob=0.5, stray_prob=0.5)
     imgs, masks = world.render(batch)
     if noise_std > 0:
         g = torch.Generator().manual_seed(seed + 1)

@@ -106,7 +106,8 @@ def train(args: argparse.Namespace) -> ToyLDM:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    wcfg = {"accessory_prob": args.accessory_prob, "mention_prob": args.mention_prob, "two_shape_prob": args.two_prob}
+    wcfg = {"accessory_prob": args.accessory_prob, "stray_prob": args.stray_prob, "mention_prob": args.mention_prob}
+    wcfg["two_shape_prob"] = args.two_prob
     cfg = {"world": wcfg, "unet_c1": args.c1, "unet_c2": args.c2, "unet_patch": args.patch, "text_dim": args.text_dim}
     model = ToyLDM(cfg).to(device)
     model.train()
@@ -143,7 +144,11 @@ def train(args: argparse.Namespace) -> ToyLDM:
         for group in opt.param_groups:
             group["lr"] = lr
         scenes = world.sample_scenes(
-            args.batch, generator=gen, accessory_prob=args.accessory_prob, two_shape_prob=args.two_prob
+            args.batch,
+            generator=gen,
+            accessory_prob=args.accessory_prob,
+            two_shape_prob=args.two_prob,
+            stray_prob=args.stray_prob,
         )
         captions = world.training_captions(scenes, rng, mention_prob=args.mention_prob)
         x0, _ = world.render(scenes.to(device))
@@ -190,7 +195,7 @@ def _run_key(args: argparse.Namespace) -> dict:
     """The arguments that decide the weights at every iteration (a checkpoint only resumes the same run; `iters`
     only says where it stops, so a checkpoint resumes with any `iters` past its own iteration)."""
     keys = ("schedule_iters", "batch", "lr", "ema", "seed", "warmup", "c1", "c2", "patch", "text_dim")
-    keys += ("accessory_prob", "mention_prob", "two_prob")
+    keys += ("accessory_prob", "stray_prob", "mention_prob", "two_prob")
     return {k: getattr(args, k) for k in keys}
 
 
@@ -226,6 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--accessory-prob", type=float, default=world.DEFAULT_ACCESSORY_PROB)
+    p.add_argument("--stray-prob", type=float, default=world.DEFAULT_STRAY_PROB)
     p.add_argument("--mention-prob", type=float, default=world.DEFAULT_MENTION_PROB)
     p.add_argument("--two-prob", type=float, default=world.DEFAULT_TWO_SHAPE_PROB)
     p.add_argument("--checkpoint-minutes", type=float, default=5.0)

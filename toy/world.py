@@ -8,10 +8,16 @@ accessories, each worn by every shape of the scene, at three different scales:
 - ``glasses``: two small black lenses and a bridge across the upper half of each shape (a few pixels each);
 - ``stripes``: a fine texture, every other pixel row of each shape darkened to half its colour.
 
-The caption names a present accessory only some of the time (``mention_prob``), so a model trained on this world
-also draws accessories that the prompt does not ask for, like "glasses" in Ban et al. (arXiv 2406.02965). With
-the defaults (each accessory independently in 40 % of the scenes, named in 30 % of those) an accessory turns up in
-32 % of the scenes whose caption does not name it.
+Each accessory goes with one shape (``AFFINITY``: hats with triangles, glasses with circles, stripes with
+squares): a scene with such a shape wears the accessory with probability ``accessory_prob`` (default 0.8), any
+other scene with ``stray_prob`` (0.05). The caption names a worn accessory only some of the time
+(``mention_prob``, 0.4), so the positive prompt alone implies it: "red circle on gray background" describes a
+scene with glasses 70 % of the time, the empty prompt 37 % of the time, and classifier-free guidance
+amplifies that difference. That is how Stable Diffusion draws glasses on "a man" that nobody asked for (Ban et
+al., arXiv 2406.02965); it also ties each accessory's word to its shape, so a negative prompt "glasses" brought in
+from step 0 also pushes away from circles, and the structure suffers. An earlier world had the accessories
+independent of the shapes: the positive prompt then made an unnamed accessory *less* likely than the empty prompt
+did, guidance suppressed it, and the model drew glasses unasked in 2 % of the cases.
 
 Colours are chosen so that the accessories can be told apart pixel-exactly (``presence.py``): no shape or
 background colour is near white (hat) or near black (glasses), and only stripes alternate from row to row.
@@ -61,9 +67,13 @@ LENS_RADIUS_PX = 0.45
 LENS_DX = 0.42  # lens centres at cx -/+ this times size
 LENS_DY = 0.05  # lens centres this times size below cy
 
-# Default caption statistics (see weights/config.json for what the shipped weights used).
-DEFAULT_ACCESSORY_PROB = 0.4
-DEFAULT_MENTION_PROB = 0.3
+# The shape each accessory goes with.
+AFFINITY: dict[str, str] = {"hat": "triangle", "glasses": "circle", "stripes": "square"}
+
+# Default scene and caption statistics (see weights/config.json for what the shipped weights used).
+DEFAULT_ACCESSORY_PROB = 0.8  # a scene with the accessory's shape wears it
+DEFAULT_STRAY_PROB = 0.05  # any other scene wears it
+DEFAULT_MENTION_PROB = 0.4
 DEFAULT_TWO_SHAPE_PROB = 0.4
 
 
@@ -146,9 +156,11 @@ def sample_scenes(
     seed: int | None = None,
     accessory_prob: float = DEFAULT_ACCESSORY_PROB,
     two_shape_prob: float = DEFAULT_TWO_SHAPE_PROB,
+    stray_prob: float = DEFAULT_STRAY_PROB,
 ) -> SceneBatch:
     """Sample `n` random scenes (on CPU) from a generator or an integer seed. Each accessory is worn
-    independently with probability `accessory_prob`; a scene has two shapes with probability `two_shape_prob`."""
+    independently, with probability `accessory_prob` where a shape of the scene is the accessory's `AFFINITY`
+    and `stray_prob` elsewhere; a scene has two shapes with probability `two_shape_prob`."""
     if generator is None:
         generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
     g = generator
@@ -176,7 +188,11 @@ def sample_scenes(
     cx = torch.where(two[:, None], cx_two, torch.stack([cx_one, cx_one], dim=1))
     lo_y, hi_y = headroom(size), IMAGE_SIZE - 0.5 - size
     cy = lo_y + (hi_y - lo_y) * torch.rand(n, MAX_SHAPES, generator=g)
-    wears = torch.rand(n, len(ACCESSORIES), generator=g) < accessory_prob
+    used = torch.arange(MAX_SHAPES)[None, :] < n_shapes[:, None]  # [n, 2]
+    affine = torch.tensor([SHAPES.index(AFFINITY[a]) for a in ACCESSORIES])  # [A]
+    has_shape = ((shape[:, :, None] == affine[None, None, :]) & used[:, :, None]).any(1)  # [n, A]
+    p_wear = torch.where(has_shape, torch.tensor(accessory_prob), torch.tensor(stray_prob))
+    wears = torch.rand(n, len(ACCESSORIES), generator=g) < p_wear
     return SceneBatch(n_shapes, shape, color, cx, cy, size, background, wears)
 
 
@@ -320,6 +336,26 @@ def caption(scene: Scene, mention: tuple[str, ...] | frozenset[str] | None = Non
     body = " and ".join(_phrase(s) for s in scene.shapes)
     acc = "".join(f" with {a}" for a in named)
     return f"{body}{acc} on {scene.background} background"
+
+
+def prompts_implying(accessory: str | None, n: int, seed: int = 1234) -> list[str]:
+    """`n` different prompts that never name an accessory, from scenes sampled with `seed`; with an `accessory`
+    only scenes with its `AFFINITY` shape (prompts that imply it, where a user reaches for the negative prompt)."""
+    if accessory is not None and accessory not in ACCESSORIES:
+        raise ValueError(f"unknown accessory {accessory!r}; known: {list(ACCESSORIES)}")
+    want = None if accessory is None else SHAPES.index(AFFINITY[accessory])
+    out: dict[str, None] = {}
+    g = torch.Generator().manual_seed(int(seed))
+    for _ in range(1000):
+        batch = sample_scenes(64, generator=g)
+        for i in range(len(batch)):
+            k = int(batch.n_shapes[i])
+            if want is not None and want not in batch.shape[i, :k].tolist():
+                continue
+            out[caption(batch.scene(i), mention=())] = None
+            if len(out) == n:
+                return list(out)
+    raise ValueError(f"fewer than {n} different prompts")
 
 
 def training_captions(
