@@ -3,8 +3,9 @@
     .venv/bin/python bench/bench_auto.py [--data bench/results/auto_cases_20.pt] [--collect] [--repeats 5]
 
 Data: `bench/auto_collect.py` (per accessory of the toy world as the negative prompt, 8 prompts that imply it x 16
-seeds, Euler, 20 steps, CFG 7; `--collect` runs it when the file is missing). An image that switches at step k is exactly
-the image of a fixed delay k, so each detector's outcome is a lookup into the stored fixed-delay outcomes.
+seeds, Euler, 20 steps, CFG 7; `--collect` runs it when the file is missing).
+An image that switches at step k is exactly the image of a fixed delay k, so each detector's outcome is a lookup
+into the stored fixed-delay outcomes.
 
 Score per case (`metrics.SCORE_DEFINITION`, the delay benchmark's score): (1 - accessory present) x SSIM outside
 the accessory region against the image made without the negative prompt. The oracle takes each case's best fixed
