@@ -3,7 +3,12 @@
 Command that produced the shipped weights (``toy/weights/``)::
 
     nice -n 5 python -m toy.train --out toy/weights --iters 4000 --schedule-iters 6500 --batch 64 --c1 48 \
-        --c2 96 --patch 2 --threads 1 --seed 0 --checkpoint-minutes 4 --log-every 100
+        --c2 96 --patch 2 --threads 1 --seed 0 --checkpoint-minutes 4 --log-every 100 \
+        --accessory-prob 0.4 --stray-prob 0.4 --mention-prob 0.3
+
+The last line gives the world those weights were trained in, whose accessories did not go with a shape (the
+defaults, 0.8 / 0.05 / 0.4, are the shape-linked world of `toy/world.py`; equal probabilities draw the same scenes
+as the earlier world did).
 
 Trained on this project's shared 2-core CPU machine (no GPU), one torch thread, in the background next to other
 engineers' jobs: 4000 iterations x batch 64 in 3521 s of training (59 min wall, 0.88 s/it; speed varied from
