@@ -43,6 +43,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "stray_prob": world.DEFAULT_STRAY_PROB,
         "mention_prob": world.DEFAULT_MENTION_PROB,
         "two_shape_prob": world.DEFAULT_TWO_SHAPE_PROB,
+        "wearer_layout": True,
+        "wearer_size_tilt": world.WEARER_SIZE_TILT,
+        "wearer_cx_squeeze": world.WEARER_CX_SQUEEZE,
     },
 }
 

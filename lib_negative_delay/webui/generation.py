@@ -56,7 +56,7 @@ def settings_from_args(
     enabled: object,
     delay: object,
     auto: object = False,
-    sensitivity: object = 0.5,
+    sensitivity: object = DelaySettings.sensitivity,
     auto_min: object = DelaySettings.auto_min,
     auto_max: object = DelaySettings.auto_max,
 ) -> DelaySettings:
@@ -79,7 +79,7 @@ def settings_from_args(
         enabled=bool(flag) and value is not None,
         delay=value or 0,
         auto=auto_flag,
-        sensitivity=0.5 if sens is None else sens,
+        sensitivity=DelaySettings.sensitivity if sens is None else sens,
         auto_min=low,
         auto_max=high,
     )
