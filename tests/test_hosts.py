@@ -36,6 +36,31 @@ def test_detect_in_the_standin_is_a1111():
         host.forget()
 
 
+def test_detect_answers_for_the_module_loaded_now_even_if_it_reuses_a_freed_ones_address(monkeypatch):
+    """The stand-in swaps ``modules_forge.forge_version`` between tests; a new module object often lands at the
+    address of the one just freed. The cached answer must follow the object, not its id()."""
+    import gc
+    import sys
+    import types
+
+    monkeypatch.setattr(host, "_has", lambda name: False)
+    key = "modules_forge.forge_version"
+    before = sys.modules.pop(key, None)
+    host.forget()
+    try:
+        for i in range(40):  # nothing but sys.modules holds each marker, so it is freed when replaced
+            sys.modules[key] = types.ModuleType(key)
+            sys.modules[key].version = "classic" if i % 2 == 0 else "1.0.0v2-v1.10.1RC"
+            assert host.detect().name == ("Forge Classic" if i % 2 == 0 else "reForge"), i
+            del sys.modules[key]
+            gc.collect()
+    finally:
+        sys.modules.pop(key, None)
+        if before is not None:
+            sys.modules[key] = before
+        host.forget()
+
+
 def test_panel_note_names_classics_step_zero_skip():
     classic = host.classify("classic", False, False)
     assert "delay of 1 changes nothing" in host.panel_note(classic)

@@ -67,28 +67,29 @@ def classify(version: str | None, has_backend: bool, has_smea: bool) -> Host:
     return Host("Forge (unknown branch)", FORGE1, version)
 
 
-_detected: dict[int, Host] = {}
+# The last answer and the ``modules_forge.forge_version`` module object (None in A1111) it was made for. The
+# object itself is kept, not its id(): a freed module's id can be reused by the next one, which would answer
+# for the wrong host.
+_detected: list[tuple[object, Host]] = []
 
 
 def detect() -> Host:
     """The running host.  Cached per ``modules_forge.forge_version`` module object (None in A1111), so a
     process whose modules change (the stand-in switching hosts between tests) detects again."""
     marker = sys.modules.get("modules_forge.forge_version")
-    if id(marker) in _detected:  # also A1111's cached answer: no failing import per generation
-        return _detected[id(marker)]
+    if _detected and _detected[0][0] is marker:  # also A1111's cached answer: no failing import per generation
+        return _detected[0][1]
     if marker is None:
         try:
             marker = importlib.import_module("modules_forge.forge_version")
         except Exception:
             marker = None
-    key = id(marker)
-    if key not in _detected:
+    if not (_detected and _detected[0][0] is marker):
         version = None if marker is None else str(getattr(marker, "version", ""))
         has_backend = version is not None and _has("backend.sampling.sampling_function")
         has_smea = has_backend and _has("modules.sd_samplers_kdiffusion_smea")
-        _detected.clear()
-        _detected[key] = classify(version, has_backend, has_smea)
-    return _detected[key]
+        _detected[:] = [(marker, classify(version, has_backend, has_smea))]
+    return _detected[0][1]
 
 
 def panel_note(running: Host) -> str:
