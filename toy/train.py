@@ -108,11 +108,11 @@ def train(args: argparse.Namespace) -> ToyLDM:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    wcfg = {"accessory_prob": args.accessory_prob, "stray_prob": args.stray_prob, "mention_prob": args.mention_prob}
-    wcfg["two_shape_prob"] = args.two_prob
-    wcfg["wearer_layout"] = args.wearer_layout
-    wcfg["wearer_size_tilt"] = args.wearer_tilt
-    wcfg["wearer_cx_squeeze"] = args.wearer_squeeze
+    # the world: what `world.sample_scenes` draws from, and (with the caption statistics) what config.json records
+    scene_kw = {"accessory_prob": args.accessory_prob, "stray_prob": args.stray_prob, "two_shape_prob": args.two_prob}
+    scene_kw |= {"wearer_layout": args.wearer_layout, "wearer_size_tilt": args.wearer_tilt}
+    scene_kw["wearer_cx_squeeze"] = args.wearer_squeeze
+    wcfg = {**scene_kw, "mention_prob": args.mention_prob}
     cfg = {"world": wcfg, "unet_c1": args.c1, "unet_c2": args.c2, "unet_patch": args.patch, "text_dim": args.text_dim}
     model = ToyLDM(cfg).to(device)
     model.train()
@@ -148,16 +148,7 @@ def train(args: argparse.Namespace) -> ToyLDM:
         lr = lr_at(it, args.schedule_iters, args.lr, args.warmup)
         for group in opt.param_groups:
             group["lr"] = lr
-        scenes = world.sample_scenes(
-            args.batch,
-            generator=gen,
-            accessory_prob=args.accessory_prob,
-            two_shape_prob=args.two_prob,
-            stray_prob=args.stray_prob,
-            wearer_layout=args.wearer_layout,
-            wearer_size_tilt=args.wearer_tilt,
-            wearer_cx_squeeze=args.wearer_squeeze,
-        )
+        scenes = world.sample_scenes(args.batch, generator=gen, **scene_kw)
         captions = world.training_captions(scenes, rng, mention_prob=args.mention_prob)
         x0, _ = world.render(scenes.to(device))
         t = torch.randint(0, model.num_timesteps, (args.batch,), generator=gen).to(device)

@@ -153,10 +153,6 @@ class SceneBatch:
         return SceneBatch(*(getattr(self, f).to(device) for f in self.__dataclass_fields__))
 
 
-def _uniform(shape: tuple, lo: torch.Tensor | float, hi: torch.Tensor | float, g: torch.Generator) -> torch.Tensor:
-    return lo + (hi - lo) * torch.rand(shape, generator=g)
-
-
 def _tilted(u: torch.Tensor, tilt: torch.Tensor | float) -> torch.Tensor:
     """Map uniform `u` in [0, 1] to the density 1 + 2*tilt*(x - 1/2) on [0, 1] (|tilt| < 1; inverse CDF)."""
     a = torch.as_tensor(tilt, dtype=torch.float64)
@@ -215,8 +211,8 @@ def sample_scenes(
     wears = torch.rand(n, len(ACCESSORIES), generator=g) < p_wear
     if wearer_layout:
         wearer = wears.any(1)
-        u_one = _tilted(u_one, torch.where(wearer, wearer_size_tilt, -wearer_size_tilt))
-        u_two = _tilted(u_two, torch.where(wearer, wearer_size_tilt, -wearer_size_tilt)[:, None])
+        tilt = torch.where(wearer, wearer_size_tilt, -wearer_size_tilt)
+        u_one, u_two = _tilted(u_one, tilt), _tilted(u_two, tilt[:, None])
     s1 = SIZE_RANGE_ONE[0] + (SIZE_RANGE_ONE[1] - SIZE_RANGE_ONE[0]) * u_one
     s2 = SIZE_RANGE_TWO[0] + (SIZE_RANGE_TWO[1] - SIZE_RANGE_TWO[0]) * u_two
     size = torch.where(two[:, None], s2, torch.stack([s1, s1], dim=1))
