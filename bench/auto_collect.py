@@ -3,7 +3,7 @@
     .venv/bin/python bench/auto_collect.py [--prompts 8] [--seeds 16] [--steps 20] [--out bench/out/auto_cases.pt]
 
 For every accessory of the toy world as the negative prompt, and every (prompt, seed) case of prompts that imply it
-(`toy.world.prompts_implying`: they contain the accessory's shape and never name it), it stores:
+(`toy.world.prompts_implying`: they contain a shape of the colour it goes with and never name it), it stores:
   - the outcome of every fixed delay 0..steps: accessory present, SSIM outside the accessory region (vs. the
     no-negative image) and the benchmark score (`metrics.case_score`); delay == steps means "never switched";
   - per step k of the trajectory that still uses the empty negative (identical, up to step k, to the trajectory
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     meter = UNetMeter(model)
     steps, n = args.steps, args.seeds
     base = dict(steps=steps, sampler_name=args.sampler, width=32, height=32, batch_size=n, seed=1000, cfg_scale=7.0)
-    prompts = {neg: prompts_implying(neg, args.prompts, args.prompt_seed) for neg in negatives}
+    prompts = {neg: prompts_implying(neg, args.prompts, args.prompt_seed, model.world_link) for neg in negatives}
     keys = ("present", "ssim", "score", "present_ref", *SIGNALS)
     data: dict[str, dict[str, list]] = {neg: {k: [] for k in keys} for neg in negatives}
     t0 = time.perf_counter()

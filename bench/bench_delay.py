@@ -7,9 +7,9 @@
 Every image goes through the WebUI stand-in with the real extension script (txt2img, 32x32, CFG 7). Cases are
 (prompt, seed) pairs, per accessory of the toy world ("hat", "glasses", "stripes"), run with the accessory as the
 negative prompt and measured by its own detector. The prompts never name an accessory; by default each accessory's
-prompts contain the shape it goes with (`toy.world.prompts_implying`: "red circle on ..." for glasses), so the
-positive prompt implies the accessory, the case where a user reaches for the negative prompt. `--prompt-set any`
-gives every accessory the same random prompts.
+prompts contain a shape it goes with (`toy.world.prompts_implying`: "red circle on ..." for glasses, red being
+the colour glasses go with), so the positive prompt implies the accessory, the case where a user reaches for the
+negative prompt. `--prompt-set any` gives every accessory the same random prompts.
 `--pairing cycle` (default) gives seed i the prompt i mod P, so S seeds make S cases spread over P prompts and
 one batch of S images per generation; `--pairing cross` makes every prompt with every seed (P x S cases).
 
@@ -53,7 +53,7 @@ for _p in (str(ROOT / "webui_standin"), str(ROOT)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from toy import metrics  # noqa: E402
+from toy import metrics, world  # noqa: E402
 from toy.model import ToyLDM  # noqa: E402
 from toy.presence import accessory_present, detector_accuracy  # noqa: E402
 from toy.train import eval_prompts  # noqa: E402
@@ -137,14 +137,17 @@ def generate(
     return torch.stack([torch.as_tensor(im).float() for im in res.images])
 
 
-def make_cases(args: argparse.Namespace) -> dict[str, tuple[list[str], list[list[tuple[str, int]]]]]:
+def make_cases(
+    args: argparse.Namespace, link: str = world.DEFAULT_LINK
+) -> dict[str, tuple[list[str], list[list[tuple[str, int]]]]]:
     """Per negative prompt: (prompts, generation groups); each group is a list of (prompt, seed) with consecutive
-    seeds. `--prompt-set implied` gives each accessory prompts with its shape (`world.prompts_implying`), `any`
-    gives every accessory the same prompts."""
+    seeds. `--prompt-set implied` gives each accessory prompts with a shape it goes with under the model's `link`
+    (`world.prompts_implying`), `any` gives every accessory the same prompts."""
     out = {}
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     for neg in args.negatives:
-        prompts = prompts_implying(neg if args.prompt_set == "implied" else None, args.prompts, args.prompt_seed)
+        which = neg if args.prompt_set == "implied" else None
+        prompts = prompts_implying(which, args.prompts, args.prompt_seed, link=link)
         groups: list[list[tuple[str, int]]] = []
         if args.pairing == "cycle":
             cases = [(prompts[i % len(prompts)], s) for i, s in enumerate(seeds)]
@@ -535,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     harness.start(str(ROOT), model)
     logging.getLogger("negative_prompt_delay").setLevel(logging.ERROR)  # delay >= steps warns on every run
     meter = UNetMeter(model)
-    cases = make_cases(args)
+    cases = make_cases(args, model.world_link)
     case_prompts = {n: [p for g in groups for p, _ in g] for n, (_, groups) in cases.items()}
 
     per_acc: dict[str, dict] = {a: {} for a in args.negatives}

@@ -26,8 +26,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 TITLE = "Negative Prompt Delay"
-DEFAULT_PROMPT = "red circle on blue background"
-DEFAULT_SEEDS = "1-6"
+DEFAULT_PROMPT = "red triangle on blue background"
+DEFAULT_SEEDS = "1-8"
 DEFAULT_DELAYS = "2,3,4"
 DEFAULT_NEGATIVE = "glasses"
 PSNR_CAP_DB = 100.0

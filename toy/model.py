@@ -46,6 +46,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "wearer_layout": True,
         "wearer_size_tilt": world.WEARER_SIZE_TILT,
         "wearer_cx_squeeze": world.WEARER_CX_SQUEEZE,
+        "link": world.DEFAULT_LINK,
     },
 }
 
@@ -132,6 +133,12 @@ class ToyLDM(nn.Module):
         self.sd_model_hash = ""
         self.sd_model_checkpoint = ""
         self._empty_cache: torch.Tensor | None = None
+
+    @property
+    def world_link(self) -> str:
+        """What the training world tied each accessory to (`world.AFFINITY`): "colour" or "shape" (weights whose
+        config.json predates the setting were trained on the shape link)."""
+        return str(self.config.get("world", {}).get("link", "shape"))
 
     # ---- construction -------------------------------------------------------------------------------------
 

@@ -1,21 +1,24 @@
 """Train the toy "shapes with accessories" text-to-image model (pixel-space, eps-prediction, SD's VP schedule).
 
-Command that produced the shipped weights (``toy/weights/``; written to ``out/train_v4`` and copied there)::
+Command that produced the shipped weights (``toy/weights/``; written to a scratch folder and copied there)::
 
-    nice -n 5 python -m toy.train --out toy/weights --iters 6000 --batch 96 --c1 48 --c2 96 --patch 2 \
-        --threads 2 --seed 0 --checkpoint-minutes 5 --log-every 100 --eval-seeds 64
+    nice -n 5 python -m toy.train --out out/train_hat --iters 4500 --batch 96 --c1 48 --c2 96 --patch 2 \
+        --threads 2 --seed 0 --checkpoint-minutes 5 --log-every 100
 
-with the world's defaults: accessories linked to shapes (0.8 / 0.05, named 0.4 of the time) and the wearer
-layout (size tilt 0.3, centre squeeze 0.7). Trained on this project's 2-core CPU machine (no GPU), two torch
-threads, uninterrupted: 6000 iterations x batch 96 in 2312 s (0.39 s/it). The model is 2.4 M parameters (UNet on
-2x2 pixel patches, channels 48/96): 4.9 MB of fp16 safetensors. One caveat on bit-exactness: `world._tilted` now
-computes in float64; the run used float32, which places sizes up to 2e-7 of the size range differently.
+with the world's defaults: accessories linked to shape colours (``--link colour``: 0.8 / 0.05, named 0.4 of the
+time) and the wearer layout (size tilt 0.3, centre squeeze 0.7). Trained on this project's 2-core CPU machine (no
+GPU), two torch threads, uninterrupted: 4500 iterations x batch 96 in 1819 s (0.40 s/it). The model is 2.4 M
+parameters (UNet on 2x2 pixel patches, channels 48/96): 4.9 MB of fp16 safetensors.
 
-Earlier weights: the shape-free world (``--accessory-prob 0.4 --stray-prob 0.4 --mention-prob 0.3
+Not shipped: the same run in the same world but with the previous, larger hat (brim 0.85, crown 0.8 times the
+size; 1700 s), whose best fixed delays per accessory were 0, 1 and 1 with Euler (hat, glasses, stripes).
+Earlier weights: the shape-linked world (``--link shape``, larger hat, 6000 x 96, 2312 s), where the negative's
+early damage was to the shape's outline, which forms as late as the glasses, so the best fixed delay stayed 0 (a
+sibling with the wearer link made stronger, ``--accessory-prob 0.6 --wearer-squeeze 0.4``, drew glasses unasked on
+only 28 % of its circle prompts); the shape-free world (``--accessory-prob 0.4 --stray-prob 0.4 --mention-prob 0.3
 --no-wearer-layout``, 4000 x 64, one thread, 59 min), where the best fixed delay was 0 or "never"; and, before
-that, a larger one-accessory model trained on a GPU (3640 x 256 in 311 s; a batch-256 iteration took 14 s on
-this CPU). A sibling of the shipped run with the wearer link made stronger (``--accessory-prob 0.6
---wearer-squeeze 0.4``, 2427 s) drew glasses unasked on only 28 % of its circle prompts and was not shipped.
+that, a larger one-accessory model trained on a GPU (3640 x 256 in 311 s; a batch-256 iteration took 14 s on this
+CPU).
 
 Everything is deterministic given ``--seed`` and ``--iters`` on a given device: synthetic data is rendered on
 the fly from a seeded generator, with caption dropout to "" (15 %, for classifier-free guidance), AdamW with
@@ -111,7 +114,7 @@ def train(args: argparse.Namespace) -> ToyLDM:
     # the world: what `world.sample_scenes` draws from, and (with the caption statistics) what config.json records
     scene_kw = {"accessory_prob": args.accessory_prob, "stray_prob": args.stray_prob, "two_shape_prob": args.two_prob}
     scene_kw |= {"wearer_layout": args.wearer_layout, "wearer_size_tilt": args.wearer_tilt}
-    scene_kw["wearer_cx_squeeze"] = args.wearer_squeeze
+    scene_kw |= {"wearer_cx_squeeze": args.wearer_squeeze, "link": args.link}
     wcfg = {**scene_kw, "mention_prob": args.mention_prob}
     cfg = {"world": wcfg, "unet_c1": args.c1, "unet_c2": args.c2, "unet_patch": args.patch, "text_dim": args.text_dim}
     model = ToyLDM(cfg).to(device)
@@ -195,7 +198,7 @@ def _run_key(args: argparse.Namespace) -> dict:
     only says where it stops, so a checkpoint resumes with any `iters` past its own iteration)."""
     keys = ("schedule_iters", "batch", "lr", "ema", "seed", "warmup", "c1", "c2", "patch", "text_dim")
     keys += ("accessory_prob", "stray_prob", "mention_prob", "two_prob", "wearer_layout")
-    keys += ("wearer_tilt", "wearer_squeeze")
+    keys += ("wearer_tilt", "wearer_squeeze", "link")
     return {k: getattr(args, k) for k in keys}
 
 
@@ -242,6 +245,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--wearer-tilt", type=float, default=world.WEARER_SIZE_TILT, help="see toy.world.sample_scenes")
     p.add_argument("--wearer-squeeze", type=float, default=world.WEARER_CX_SQUEEZE, help="see toy.world.sample_scenes")
+    p.add_argument(
+        "--link",
+        choices=sorted(world.AFFINITY),
+        default=world.DEFAULT_LINK,
+        help="what each accessory goes with: a shape colour or a shape kind (the world of the earlier weights)",
+    )
     p.add_argument("--checkpoint-minutes", type=float, default=5.0)
     p.add_argument("--log-every", type=int, default=100)
     p.add_argument("--stop-after", type=int, default=0, help="write the resume checkpoint at this iteration and stop")

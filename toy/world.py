@@ -4,18 +4,25 @@ Each scene is a 32x32 RGB image: a plain background colour and one or two shapes
 one of six colours, random positions and sizes, side by side when there are two). A scene may carry any of three
 accessories, each worn by every shape of the scene, at three different scales:
 
-- ``hat``: a large white brim and crown on top of each shape (as big and as bright as a shape: decided early);
+- ``hat``: a white brim and a low crown on top of each shape (the largest and brightest accessory: decided first);
 - ``glasses``: two small black lenses and a bridge across the upper half of each shape (a few pixels each);
 - ``stripes``: a fine texture, every other pixel row of each shape darkened to half its colour.
 
-Each accessory goes with one shape (``AFFINITY``: hats with triangles, glasses with circles, stripes with
-squares): a scene with such a shape wears the accessory with probability ``accessory_prob`` (default 0.8), any
-other scene with ``stray_prob`` (0.05). The caption names a worn accessory only some of the time
-(``mention_prob``, 0.4), so the positive prompt alone implies it: "red circle on gray background" describes a
-scene with glasses 70 % of the time, the empty prompt 37 % of the time, and classifier-free guidance
-amplifies that difference. That is how Stable Diffusion draws glasses on "a man" that nobody asked for (Ban et
-al., arXiv 2406.02965); it also ties each accessory's word to its shape, so a negative prompt "glasses" brought in
-from step 0 also pushes away from circles, and the structure suffers. An earlier world had the accessories
+Each accessory goes with one shape colour (``AFFINITY["colour"]``: hats with orange shapes, glasses with red,
+stripes with yellow): a scene with a shape of that colour wears the accessory with probability ``accessory_prob``
+(default 0.8), any other scene with ``stray_prob`` (0.05). The caption names a worn accessory only some of the
+time (``mention_prob``, 0.4), so the positive prompt alone implies it: "red circle on gray background" describes
+a scene with glasses 71 % of the time, the empty prompt 24 % of the time, and classifier-free guidance amplifies
+that difference. That is how Stable Diffusion draws glasses on "a man" that nobody asked for (Ban et al., arXiv
+2406.02965); it also ties each accessory's word to a colour, so a negative prompt "glasses" brought in from step 0
+also pushes the shape away from red, and the picture suffers, while the colour is settled in the first steps and
+the glasses later: the window the paper's critical step lives in. (Measured on the shipped weights: a negative
+brought in at step 3 still removes 0.84 of the glasses and 0.89 of the stripes, against 0.95 and 0.93 from step
+0, but only 0.41 of the hats, against 0.80: the hat is decided with the colour. See the README's benchmark.)
+
+The previous weights' world (``link="shape"``) tied the accessories to shape kinds instead (hats with triangles,
+glasses with circles, stripes with squares). There the early negative's damage was to the shape's outline, which at
+32x32 forms as late as the glasses, so the best fixed delay was 0. An earlier world still had the accessories
 independent of the shapes: the positive prompt then made an unnamed accessory *less* likely than the empty prompt
 did, guidance suppressed it, and the model drew glasses unasked in 2 % of the cases.
 
@@ -23,9 +30,7 @@ A scene that wears an accessory is also framed more like a portrait (``wearer_la
 larger and a lone shape stands nearer the middle, while the other scenes' shapes tend to be smaller and stand
 anywhere. So an accessory's word implies a layout as well as a detail, but only softly: a layout makes the
 accessory likelier, never certain, so a negative prompt brought in after the layout has formed still has
-something to push against. (Measured on the shipped weights: the hat is decided by step 3, the glasses later;
-the early negative's damage to the rest of the picture is mostly to the shape's outline, which forms as late as
-the glasses, so on this world the best fixed delay is still 0; see the README's benchmark.)
+something to push against.
 
 Colours are chosen so that the accessories can be told apart pixel-exactly (``presence.py``): no shape or
 background colour is near white (hat) or near black (glasses), and only stripes alternate from row to row.
@@ -67,19 +72,23 @@ MAX_SHAPES = 2
 SIZE_RANGE_ONE = (5.0, 8.0)  # half-extent in pixels of the shape of a one-shape scene
 SIZE_RANGE_TWO = (4.0, 6.0)  # ... of each shape of a two-shape scene
 HAT_BRIM_HEIGHT = 2.0
-HAT_BRIM_HALF_WIDTH = 0.85  # times size
+HAT_BRIM_HALF_WIDTH = 0.7  # times size
 HAT_CROWN_HALF_WIDTH = 0.5  # times size
-HAT_CROWN_HEIGHT = 0.8  # times size
+HAT_CROWN_HEIGHT = 0.4  # times size
 LENS_RADIUS = 0.22  # times size, plus LENS_RADIUS_PX
 LENS_RADIUS_PX = 0.45
 LENS_DX = 0.42  # lens centres at cx -/+ this times size
 LENS_DY = 0.05  # lens centres this times size below cy
 
-# The shape each accessory goes with.
-AFFINITY: dict[str, str] = {"hat": "triangle", "glasses": "circle", "stripes": "square"}
+# What each accessory goes with: the colour of a shape (the shipped world) or a shape (the previous weights' world).
+AFFINITY: dict[str, dict[str, str]] = {
+    "colour": {"hat": "orange", "glasses": "red", "stripes": "yellow"},
+    "shape": {"hat": "triangle", "glasses": "circle", "stripes": "square"},
+}
+DEFAULT_LINK = "colour"
 
 # Default scene and caption statistics (see weights/config.json for what the shipped weights used).
-DEFAULT_ACCESSORY_PROB = 0.8  # a scene with the accessory's shape wears it
+DEFAULT_ACCESSORY_PROB = 0.8  # a scene with a shape of the accessory's affinity wears it
 DEFAULT_STRAY_PROB = 0.05  # any other scene wears it
 DEFAULT_MENTION_PROB = 0.4
 DEFAULT_TWO_SHAPE_PROB = 0.4
@@ -167,6 +176,22 @@ def headroom(size: torch.Tensor | float) -> torch.Tensor | float:
     return size * (1.0 + HAT_CROWN_HEIGHT) + HAT_BRIM_HEIGHT + 0.5
 
 
+def _link_values(link: str) -> tuple[list[str], list[str]]:
+    """The names `link` compares (colour or shape names) and each accessory's own, in `ACCESSORIES` order."""
+    if link not in AFFINITY:
+        raise ValueError(f"unknown link {link!r}; known: {sorted(AFFINITY)}")
+    names = list(COLORS) if link == "colour" else SHAPES
+    return names, [AFFINITY[link][a] for a in ACCESSORIES]
+
+
+def _linked(shape: torch.Tensor, color: torch.Tensor, used: torch.Tensor, link: str) -> torch.Tensor:
+    """[n, A]: whether some used shape of each scene has each accessory's affinity."""
+    names, own = _link_values(link)
+    field_ = color if link == "colour" else shape
+    want = torch.tensor([names.index(v) for v in own])
+    return ((field_[:, :, None] == want[None, None, :]) & used[:, :, None]).any(1)
+
+
 def sample_scenes(
     n: int,
     generator: torch.Generator | None = None,
@@ -177,10 +202,12 @@ def sample_scenes(
     wearer_layout: bool = True,
     wearer_size_tilt: float = WEARER_SIZE_TILT,
     wearer_cx_squeeze: float = WEARER_CX_SQUEEZE,
+    link: str = DEFAULT_LINK,
 ) -> SceneBatch:
     """Sample `n` random scenes (on CPU) from a generator or an integer seed. Each accessory is worn
-    independently, with probability `accessory_prob` where a shape of the scene is the accessory's `AFFINITY`
-    and `stray_prob` elsewhere; a scene has two shapes with probability `two_shape_prob`.
+    independently, with probability `accessory_prob` where a shape of the scene has the accessory's `AFFINITY`
+    (its colour with `link` "colour", its kind with "shape") and `stray_prob` elsewhere; a scene has two shapes
+    with probability `two_shape_prob`.
 
     With `wearer_layout`, a scene that wears an accessory is framed more like a portrait: its sizes lean to the
     upper part of the range (`wearer_size_tilt`) and a lone shape stands nearer the middle (`wearer_cx_squeeze`);
@@ -205,9 +232,8 @@ def sample_scenes(
     u_x = torch.rand(n, MAX_SHAPES, generator=g)
     u_y = torch.rand(n, MAX_SHAPES, generator=g)
     used = torch.arange(MAX_SHAPES)[None, :] < n_shapes[:, None]  # [n, 2]
-    affine = torch.tensor([SHAPES.index(AFFINITY[a]) for a in ACCESSORIES])  # [A]
-    has_shape = ((shape[:, :, None] == affine[None, None, :]) & used[:, :, None]).any(1)  # [n, A]
-    p_wear = torch.where(has_shape, torch.tensor(accessory_prob), torch.tensor(stray_prob))
+    linked = _linked(shape, color, used, link)  # [n, A]
+    p_wear = torch.where(linked, torch.tensor(accessory_prob), torch.tensor(stray_prob))
     wears = torch.rand(n, len(ACCESSORIES), generator=g) < p_wear
     if wearer_layout:
         wearer = wears.any(1)
@@ -374,19 +400,21 @@ def caption(scene: Scene, mention: tuple[str, ...] | frozenset[str] | None = Non
     return f"{body}{acc} on {scene.background} background"
 
 
-def prompts_implying(accessory: str | None, n: int, seed: int = 1234) -> list[str]:
+def prompts_implying(accessory: str | None, n: int, seed: int = 1234, link: str = DEFAULT_LINK) -> list[str]:
     """`n` different prompts that never name an accessory, from scenes sampled with `seed`; with an `accessory`
-    only scenes with its `AFFINITY` shape (prompts that imply it, where a user reaches for the negative prompt)."""
+    only scenes with a shape of its `AFFINITY` under `link` (prompts that imply it, where a user reaches for the
+    negative prompt)."""
     if accessory is not None and accessory not in ACCESSORIES:
         raise ValueError(f"unknown accessory {accessory!r}; known: {list(ACCESSORIES)}")
-    want = None if accessory is None else SHAPES.index(AFFINITY[accessory])
+    _link_values(link)
     out: dict[str, None] = {}
     g = torch.Generator().manual_seed(int(seed))
     for _ in range(1000):
-        batch = sample_scenes(64, generator=g)
+        batch = sample_scenes(64, generator=g, link=link)
+        used = torch.arange(MAX_SHAPES)[None, :] < batch.n_shapes[:, None]
+        linked = _linked(batch.shape, batch.color, used, link)
         for i in range(len(batch)):
-            k = int(batch.n_shapes[i])
-            if want is not None and want not in batch.shape[i, :k].tolist():
+            if accessory is not None and not linked[i, ACCESSORIES.index(accessory)]:
                 continue
             out[caption(batch.scene(i), mention=())] = None
             if len(out) == n:
