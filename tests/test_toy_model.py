@@ -349,3 +349,29 @@ def test_training_resumes_to_the_same_weights(tmp_path) -> None:
     with pytest.raises(SystemExit):  # a checkpoint of another command is not resumed
         train.main([*common, "--out", str(tmp_path / "resumed"), "--stop-after", "2"])
         train.main([*common[:1], "6", *common[2:], "--out", str(tmp_path / "resumed")])
+
+
+def test_detector_sensitivity_rescoring_agrees_with_the_detectors_and_loosens_monotonically() -> None:
+    """bench/detector_sensitivity.py's own presence test equals `presence.accessory_present` at the shipped
+    thresholds, and a looser threshold never counts fewer accessories (on noisy renders with faded accessories)."""
+    import dataclasses
+    import sys
+
+    from conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import detector_sensitivity as ds
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    batch = world.sample_scenes(256, seed=14, accessory_prob=0.5, stray_prob=0.5)
+    imgs, masks = world.render(batch)
+    plain, _ = world.render(dataclasses.replace(batch, wears=torch.zeros_like(batch.wears)))
+    faded = 0.5 * imgs + 0.5 * plain + 0.05 * torch.randn(imgs.shape, generator=torch.Generator().manual_seed(2))
+    for acc, (_, thresholds) in ds.THRESHOLDS.items():
+        for x in (imgs, faded):
+            assert torch.equal(ds.present(x, acc, thresholds[0]), presence.accessory_present(x, acc)), acc
+            counts = [int(ds.present(x, acc, th).sum()) for th in thresholds]
+            assert counts == sorted(counts), (acc, counts)
+        # fading halves the accessory's contrast: the shipped threshold misses more of them than the loosest
+        assert int(ds.present(faded, acc, thresholds[-1]).sum()) > int(ds.present(faded, acc, thresholds[0]).sum())
