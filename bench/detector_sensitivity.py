@@ -30,18 +30,12 @@ sys.path.insert(0, str(ROOT))
 from toy import metrics, presence, world  # noqa: E402
 from toy.model import ToyLDM, _quick_sample  # noqa: E402
 
-# per accessory: its pixel test and thresholds, the shipped one first
+# per accessory: the pixel test's thresholds, the shipped one first
 THRESHOLDS = {
-    "hat": (presence.hat_pixels, (presence.WHITE_THRESHOLD, 0.65, 0.55)),
-    "glasses": (presence.glasses_pixels, (presence.DARK_THRESHOLD, 0.7, 0.6)),
-    "stripes": (presence.stripe_pixels, (presence.STRIPE_THRESHOLD, 0.045, 0.03)),
+    "hat": (presence.WHITE_THRESHOLD, 0.65, 0.55),
+    "glasses": (presence.DARK_THRESHOLD, 0.7, 0.6),
+    "stripes": (presence.STRIPE_THRESHOLD, 0.045, 0.03),
 }
-
-
-def present(images: torch.Tensor, accessory: str, threshold: float) -> torch.Tensor:
-    """Bool [N]: `accessory` shown by at least `presence.MIN_PIXELS` pixels past `threshold`."""
-    test, _ = THRESHOLDS[accessory]
-    return test(images, threshold).flatten(1).sum(1) >= presence.MIN_PIXELS[accessory]
 
 
 def rescore(model: ToyLDM, accessory: str, delays: list[int], seeds: int, steps: int) -> dict:
@@ -53,10 +47,12 @@ def rescore(model: ToyLDM, accessory: str, delays: list[int], seeds: int, steps:
         runs = {k: _quick_sample(model, cases, accessory, list(range(seeds)), steps, 7.0, k) for k in delays}
     ssim = {k: metrics.preservation((x + 1) / 2, (plain + 1) / 2, accessory=accessory)["ssim"] for k, x in runs.items()}
     out = {}
-    for th in THRESHOLDS[accessory][1]:
-        row = {"rate_without_negative": round(float(present(plain, accessory, th).float().mean()), 4)}
+    for th in THRESHOLDS[accessory]:
+        row = {
+            "rate_without_negative": round(float(presence.accessory_present(plain, accessory, th).float().mean()), 4)
+        }
         for k, x in runs.items():
-            now = present(x, accessory, th)
+            now = presence.accessory_present(x, accessory, th)
             row[str(k)] = {
                 "rate": round(float(now.float().mean()), 4),
                 "score": round(float(metrics.case_score(now, ssim[k]).mean()), 4),
@@ -87,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     if bench.exists():
         ref = json.loads(bench.read_text())["accessories"]
         diffs = [
-            abs(result[acc][str(THRESHOLDS[acc][1][0])][str(k)]["score"] - ref[acc]["Euler"]["delays"][k]["score"])
+            abs(result[acc][str(THRESHOLDS[acc][0])][str(k)]["score"] - ref[acc]["Euler"]["delays"][k]["score"])
             for acc in world.ACCESSORIES
             if acc in ref
             for k in delays

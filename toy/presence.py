@@ -100,19 +100,27 @@ def _check(accessory: str) -> str:
     return accessory
 
 
-def accessory_pixels(images: torch.Tensor | np.ndarray, accessory: str = DEFAULT_ACCESSORY) -> torch.Tensor:
-    """Bool mask [N,H,W] of the pixels that show `accessory`."""
-    return PIXEL_TESTS[_check(accessory)](images)
+def accessory_pixels(
+    images: torch.Tensor | np.ndarray, accessory: str = DEFAULT_ACCESSORY, threshold: float | None = None
+) -> torch.Tensor:
+    """Bool mask [N,H,W] of the pixels that show `accessory` (`threshold`: the pixel test's, None for the shipped
+    one; `bench/detector_sensitivity.py` loosens it)."""
+    test = PIXEL_TESTS[_check(accessory)]
+    return test(images) if threshold is None else test(images, threshold)
 
 
-def accessory_score(images: torch.Tensor | np.ndarray, accessory: str = DEFAULT_ACCESSORY) -> torch.Tensor:
+def accessory_score(
+    images: torch.Tensor | np.ndarray, accessory: str = DEFAULT_ACCESSORY, threshold: float | None = None
+) -> torch.Tensor:
     """Number of detected `accessory` pixels per image, [N] float (a continuous presence score)."""
-    return accessory_pixels(images, accessory).flatten(1).sum(1).float()
+    return accessory_pixels(images, accessory, threshold).flatten(1).sum(1).float()
 
 
-def accessory_present(images: torch.Tensor | np.ndarray, accessory: str = DEFAULT_ACCESSORY) -> torch.Tensor:
+def accessory_present(
+    images: torch.Tensor | np.ndarray, accessory: str = DEFAULT_ACCESSORY, threshold: float | None = None
+) -> torch.Tensor:
     """Bool [N]: does each image (in [-1,1], [N,3,32,32]) show `accessory`?"""
-    return accessory_score(images, accessory) >= MIN_PIXELS[_check(accessory)]
+    return accessory_score(images, accessory, threshold) >= MIN_PIXELS[_check(accessory)]
 
 
 def accessory_region(

@@ -176,20 +176,18 @@ def headroom(size: torch.Tensor | float) -> torch.Tensor | float:
     return size * (1.0 + HAT_CROWN_HEIGHT) + HAT_BRIM_HEIGHT + 0.5
 
 
-def _link_values(link: str) -> tuple[list[str], list[str]]:
-    """The names `link` compares (colour or shape names) and each accessory's own, in `ACCESSORIES` order."""
+def _slots_used(n_shapes: torch.Tensor) -> torch.Tensor:
+    """Bool [N, 2]: which shape slots each scene uses."""
+    return torch.arange(MAX_SHAPES, device=n_shapes.device)[None, :] < n_shapes[:, None]
+
+
+def _linked(n_shapes: torch.Tensor, shape: torch.Tensor, color: torch.Tensor, link: str) -> torch.Tensor:
+    """[n, A]: whether some shape of each scene has each accessory's affinity under `link` (`AFFINITY`)."""
     if link not in AFFINITY:
         raise ValueError(f"unknown link {link!r}; known: {sorted(AFFINITY)}")
-    names = list(COLORS) if link == "colour" else SHAPES
-    return names, [AFFINITY[link][a] for a in ACCESSORIES]
-
-
-def _linked(shape: torch.Tensor, color: torch.Tensor, used: torch.Tensor, link: str) -> torch.Tensor:
-    """[n, A]: whether some used shape of each scene has each accessory's affinity."""
-    names, own = _link_values(link)
-    field_ = color if link == "colour" else shape
-    want = torch.tensor([names.index(v) for v in own])
-    return ((field_[:, :, None] == want[None, None, :]) & used[:, :, None]).any(1)
+    names, field_ = (list(COLORS), color) if link == "colour" else (SHAPES, shape)
+    want = torch.tensor([names.index(AFFINITY[link][a]) for a in ACCESSORIES])
+    return ((field_[:, :, None] == want[None, None, :]) & _slots_used(n_shapes)[:, :, None]).any(1)
 
 
 def sample_scenes(
@@ -231,8 +229,7 @@ def sample_scenes(
     u_two = torch.rand(n, MAX_SHAPES, generator=g)
     u_x = torch.rand(n, MAX_SHAPES, generator=g)
     u_y = torch.rand(n, MAX_SHAPES, generator=g)
-    used = torch.arange(MAX_SHAPES)[None, :] < n_shapes[:, None]  # [n, 2]
-    linked = _linked(shape, color, used, link)  # [n, A]
+    linked = _linked(n_shapes, shape, color, link)  # [n, A]
     p_wear = torch.where(linked, torch.tensor(accessory_prob), torch.tensor(stray_prob))
     wears = torch.rand(n, len(ACCESSORIES), generator=g) < p_wear
     if wearer_layout:
@@ -299,8 +296,7 @@ def _grid(batch: SceneBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, 
 
 def _used(batch: SceneBatch) -> torch.Tensor:
     """Bool [N, 2, 1, 1]: which shape slots a scene uses."""
-    k = torch.arange(MAX_SHAPES, device=batch.n_shapes.device)
-    return (k[None, :] < batch.n_shapes[:, None])[:, :, None, None]
+    return _slots_used(batch.n_shapes)[:, :, None, None]
 
 
 def shape_masks(batch: SceneBatch) -> torch.Tensor:
@@ -406,13 +402,11 @@ def prompts_implying(accessory: str | None, n: int, seed: int = 1234, link: str 
     negative prompt)."""
     if accessory is not None and accessory not in ACCESSORIES:
         raise ValueError(f"unknown accessory {accessory!r}; known: {list(ACCESSORIES)}")
-    _link_values(link)
     out: dict[str, None] = {}
     g = torch.Generator().manual_seed(int(seed))
     for _ in range(1000):
         batch = sample_scenes(64, generator=g, link=link)
-        used = torch.arange(MAX_SHAPES)[None, :] < batch.n_shapes[:, None]
-        linked = _linked(batch.shape, batch.color, used, link)
+        linked = _linked(batch.n_shapes, batch.shape, batch.color, link)
         for i in range(len(batch)):
             if accessory is not None and not linked[i, ACCESSORIES.index(accessory)]:
                 continue
