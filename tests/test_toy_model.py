@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 import torch
 
@@ -196,6 +198,32 @@ def test_each_accessory_goes_with_its_colour_or_shape(link: str) -> None:
         assert abs(float(worn[~has].float().mean()) - 0.05) < 0.01, acc
     flat = world.sample_scenes(20000, seed=21, accessory_prob=0.3, stray_prob=0.3, link=link)
     assert abs(float(flat.wears.float().mean()) - 0.3) < 0.01
+
+
+def test_each_accessory_may_have_its_own_link_strength_and_one_value_draws_the_same_scenes() -> None:
+    batch = world.sample_scenes(40000, seed=5, accessory_prob=[0.4, 0.8, 0.2], stray_prob=0.01)
+    linked = world._linked(batch.n_shapes, batch.shape, batch.color, world.DEFAULT_LINK)
+    for k, want in enumerate((0.4, 0.8, 0.2)):
+        assert abs(float(batch.wears[linked[:, k], k].float().mean()) - want) < 0.02, world.ACCESSORIES[k]
+        assert float(batch.wears[~linked[:, k], k].float().mean()) < 0.02
+    one, three = (
+        world.sample_scenes(2048, seed=6, accessory_prob=0.4),
+        world.sample_scenes(2048, seed=6, accessory_prob=[0.4] * 3),
+    )
+    for f in one.__dataclass_fields__:
+        assert torch.equal(getattr(one, f), getattr(three, f)), f
+    with pytest.raises(ValueError, match="one per accessory"):
+        world.sample_scenes(4, seed=1, accessory_prob=[0.4, 0.8])
+
+
+def test_the_training_flag_takes_one_link_strength_or_one_per_accessory() -> None:
+    from toy.train import accessory_probs
+
+    assert accessory_probs("0.5") == 0.5
+    assert accessory_probs("0.4,0.8,0.4") == [0.4, 0.8, 0.4]
+    for bad in ("0.4,0.8", "1.5", "x", "0.4,0.8,0.4,0.1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            accessory_probs(bad)
 
 
 def test_the_link_changes_only_who_wears_what_and_the_default_is_colour() -> None:

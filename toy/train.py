@@ -98,6 +98,19 @@ def accessory_rates(
     return out
 
 
+def accessory_probs(text: str) -> float | list[float]:
+    """Parse `--accessory-prob`: "0.5" (every accessory) or "0.4,0.8,0.4" (one per accessory, `ACCESSORIES` order)."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number list: {text!r}") from None
+    if len(values) not in (1, len(world.ACCESSORIES)) or not all(0.0 <= v <= 1.0 for v in values):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give one probability in [0, 1] or {len(world.ACCESSORIES)} ({', '.join(world.ACCESSORIES)})"
+        )
+    return values[0] if len(values) == 1 else values
+
+
 def lr_at(it: int, total: int, base: float, warmup: int) -> float:
     """Linear warmup over `warmup` iterations, then cosine decay to 10 % of `base` at `total`."""
     return base * min(1.0, (it + 1) / warmup) * (0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, it / total))))
@@ -235,7 +248,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--text-dim", type=int, default=64)
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    p.add_argument("--accessory-prob", type=float, default=world.DEFAULT_ACCESSORY_PROB)
+    p.add_argument(
+        "--accessory-prob",
+        type=accessory_probs,
+        default=world.DEFAULT_ACCESSORY_PROB,
+        help=f"chance that a scene with an accessory's affinity wears it: one value, or one per accessory "
+        f"({','.join(world.ACCESSORIES)})",
+    )
     p.add_argument("--stray-prob", type=float, default=world.DEFAULT_STRAY_PROB)
     p.add_argument("--mention-prob", type=float, default=world.DEFAULT_MENTION_PROB)
     p.add_argument("--two-prob", type=float, default=world.DEFAULT_TWO_SHAPE_PROB)

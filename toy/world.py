@@ -194,7 +194,7 @@ def sample_scenes(
     n: int,
     generator: torch.Generator | None = None,
     seed: int | None = None,
-    accessory_prob: float = DEFAULT_ACCESSORY_PROB,
+    accessory_prob: float | list[float] = DEFAULT_ACCESSORY_PROB,
     two_shape_prob: float = DEFAULT_TWO_SHAPE_PROB,
     stray_prob: float = DEFAULT_STRAY_PROB,
     wearer_layout: bool = True,
@@ -205,7 +205,8 @@ def sample_scenes(
     """Sample `n` random scenes (on CPU) from a generator or an integer seed. Each accessory is worn
     independently, with probability `accessory_prob` where a shape of the scene has the accessory's `AFFINITY`
     (its colour with `link` "colour", its kind with "shape") and `stray_prob` elsewhere; a scene has two shapes
-    with probability `two_shape_prob`.
+    with probability `two_shape_prob`. `accessory_prob` is one probability for all accessories or one per
+    accessory, in `ACCESSORIES` order (the random draws are the same either way).
 
     With `wearer_layout`, a scene that wears an accessory is framed more like a portrait: its sizes lean to the
     upper part of the range (`wearer_size_tilt`) and a lone shape stands nearer the middle (`wearer_cx_squeeze`);
@@ -230,7 +231,10 @@ def sample_scenes(
     u_x = torch.rand(n, MAX_SHAPES, generator=g)
     u_y = torch.rand(n, MAX_SHAPES, generator=g)
     linked = _linked(n_shapes, shape, color, link)  # [n, A]
-    p_wear = torch.where(linked, torch.tensor(accessory_prob), torch.tensor(stray_prob))
+    p_linked = torch.tensor(accessory_prob, dtype=torch.float32)
+    if p_linked.dim() > 1 or p_linked.numel() not in (1, len(ACCESSORIES)):
+        raise ValueError(f"accessory_prob: one value or one per accessory {ACCESSORIES}, got {accessory_prob!r}")
+    p_wear = torch.where(linked, p_linked, torch.tensor(stray_prob))
     wears = torch.rand(n, len(ACCESSORIES), generator=g) < p_wear
     if wearer_layout:
         wearer = wears.any(1)

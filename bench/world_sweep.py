@@ -1,0 +1,161 @@
+"""Train several toy-world variants at once on one GPU and screen each for the delay's payoff (Euler only).
+
+The full benchmark (`bench/bench_delay.py`) runs the extension inside the WebUI stand-in on the CPU and takes
+minutes per model; this screen samples directly with `toy.model._quick_sample` (the same Euler sampler with a
+delayed negative that the tests use), on whatever device the model is on, so a sweep of worlds can be ranked in
+one short GPU session. Its cases are the benchmark's (per accessory: `world.prompts_implying(accessory, 8, 1234)`,
+seeds 0..N-1 paired with prompt i mod 8) and so are its metrics (`toy.presence`, `toy.metrics`); the winner still
+has to go through the full benchmark before it is shipped.
+
+    python bench/world_sweep.py --out out/sweep --iters 4500 --deadline 420 \\
+        --variant ctrl: --variant a6s02:--accessory-prob=0.6,--stray-prob=0.02
+    python bench/world_sweep.py --screen-only toy/weights          # screen one model, print its JSON
+
+Each variant is `name:flag,flag,...` (flags of `toy.train`, `,`-separated, `=`-joined); every variant also gets
+the shipped recipe's `--batch 96 --c1 48 --c2 96 --patch 2 --seed 0` unless it overrides them. Trainings run as
+concurrent processes; a variant not finished by `--deadline` seconds is stopped and reported as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from toy import metrics, world  # noqa: E402
+from toy.model import ToyLDM, _quick_sample  # noqa: E402
+from toy.presence import accessory_present  # noqa: E402
+
+RECIPE = {"--batch": "96", "--c1": "48", "--c2": "96", "--patch": "2", "--seed": "0"}
+SCREEN_DELAYS = tuple(range(9))
+
+
+@torch.no_grad()
+def screen(model: ToyLDM, seeds: int = 64, prompts: int = 8, steps: int = 20, cfg: float = 7.0) -> dict:
+    """Per accessory and pooled: per delay rate / removal / SSIM outside / score, and the best delay."""
+    per: dict[str, dict] = {}
+    pooled_scores: dict[int, list[torch.Tensor]] = {d: [] for d in SCREEN_DELAYS}
+    pooled_rows: dict[int, list[tuple]] = {d: [] for d in SCREEN_DELAYS}
+    for acc in world.ACCESSORIES:
+        plist = world.prompts_implying(acc, prompts, 1234, link=model.world_link)
+        case_prompts = [plist[i % len(plist)] for i in range(seeds)]
+        case_seeds = list(range(seeds))
+        ref = _quick_sample(model, case_prompts, acc, case_seeds, steps, cfg, negative_start_step=steps).cpu()
+        had = accessory_present(ref, acc)
+        rows = {}
+        for d in SCREEN_DELAYS:
+            img = _quick_sample(model, case_prompts, acc, case_seeds, steps, cfg, negative_start_step=d).cpu()
+            now = accessory_present(img, acc)
+            ssim = metrics.preservation((img + 1) / 2, (ref + 1) / 2, accessory=acc)["ssim"]
+            score = metrics.case_score(now, ssim)
+            rows[d] = {
+                "rate": round(float(now.float().mean()), 3),
+                "removal": round(metrics.removal_rate(had, now), 3),
+                "ssim": round(float(ssim.mean()), 4),
+                "score": round(float(score.mean()), 4),
+            }
+            pooled_scores[d].append(score)
+            pooled_rows[d].append((had, now, ssim))
+        per[acc] = {"rate_without": round(float(had.float().mean()), 3), "delays": rows, **_best(rows)}
+    pooled = {}
+    for d in SCREEN_DELAYS:
+        had = torch.cat([r[0] for r in pooled_rows[d]])
+        now = torch.cat([r[1] for r in pooled_rows[d]])
+        ssim = torch.cat([r[2] for r in pooled_rows[d]])
+        pooled[d] = {
+            "rate": round(float(now.float().mean()), 3),
+            "removal": round(metrics.removal_rate(had, now), 3),
+            "ssim": round(float(ssim.mean()), 4),
+            "score": round(float(torch.cat(pooled_scores[d]).mean()), 4),
+        }
+    bests = [per[a]["best_delay"] for a in world.ACCESSORIES]
+    return {"accessories": per, "pooled": {"delays": pooled, **_best(pooled)}, "spread": max(bests) - min(bests)}
+
+
+def _best(rows: dict[int, dict]) -> dict:
+    best = max(rows, key=lambda d: (rows[d]["score"], -d))
+    return {"best_delay": best, "best_ratio": round(rows[best]["score"] / max(rows[0]["score"], 1e-9), 4)}
+
+
+def _variant_argv(spec: str, out: Path, iters: int) -> tuple[str, list[str]]:
+    name, _, flags = spec.partition(":")
+    given = dict(f.split("=", 1) if "=" in f else (f, "") for f in flags.split(",") if f)
+    merged = {**RECIPE, "--iters": str(iters), **given}
+    argv = ["--out", str(out / name), "--checkpoint-minutes", "0", "--log-every", "500", "--threads", "2"]
+    for k, v in merged.items():
+        argv += [k] + ([v] if v else [])
+    return name, argv
+
+
+def sweep(args: argparse.Namespace) -> dict:
+    """Start every variant's training, screen each as it finishes, stop the rest at the deadline."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    procs = {}
+    for spec in args.variant:
+        name, argv = _variant_argv(spec, out, args.iters)
+        log = open(out / f"{name}.log", "w")  # noqa: SIM115 - closed when the process ends
+        cmd = [sys.executable, "-m", "toy.train", *argv]
+        procs[name] = (subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT), log, argv)
+        print(f"started {name}: {' '.join(argv)}", flush=True)
+    results: dict[str, dict] = {}
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    while procs:
+        for name in list(procs):
+            proc, log, argv = procs[name]
+            elapsed = time.time() - started
+            if proc.poll() is None and elapsed < args.deadline:
+                continue
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            log.close()
+            del procs[name]
+            tail = (out / f"{name}.log").read_text().splitlines()[-3:]
+            entry: dict = {"argv": argv, "returncode": proc.returncode, "log_tail": tail}
+            if proc.returncode == 0:
+                t0 = time.time()
+                entry.update(screen(ToyLDM.load(out / name, device=device), seeds=args.seeds))
+                entry["screen_seconds"] = round(time.time() - t0, 1)
+            results[name] = entry
+            summary = entry.get("pooled", {})
+            print(
+                f"{elapsed:6.0f}s {name}: rc={proc.returncode} pooled best {summary.get('best_delay')} "
+                f"({summary.get('best_ratio')}x) per accessory "
+                f"{[entry.get('accessories', {}).get(a, {}).get('best_delay') for a in world.ACCESSORIES]} "
+                f"{[entry.get('accessories', {}).get(a, {}).get('best_ratio') for a in world.ACCESSORIES]}",
+                flush=True,
+            )
+        time.sleep(2)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default=str(ROOT / "out" / "sweep"))
+    ap.add_argument("--variant", action="append", default=[], help="name:flag,flag=value,... (repeatable)")
+    ap.add_argument("--iters", type=int, default=4500)
+    ap.add_argument("--deadline", type=float, default=420.0, help="seconds after which unfinished trainings stop")
+    ap.add_argument("--seeds", type=int, default=64, help="cases per accessory in the screen")
+    ap.add_argument("--screen-only", metavar="WEIGHTS", help="screen one trained model and print its JSON")
+    args = ap.parse_args(argv)
+    if args.screen_only:
+        print(json.dumps(screen(ToyLDM.load(args.screen_only), seeds=args.seeds), indent=1))
+        return 0
+    results = sweep(args)
+    (Path(args.out) / "sweep.json").write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
