@@ -185,8 +185,8 @@ def test_captions_name_accessories_only_sometimes() -> None:
 @pytest.mark.parametrize("link", ["colour", "shape"])
 def test_each_accessory_goes_with_its_colour_or_shape(link: str) -> None:
     """The positive prompt implies an unnamed accessory (so guidance draws it unasked): a scene with a shape of
-    the accessory's colour (or, in the "shape" world, of its kind) wears it about 0.8 of the time, any other
-    scene about 0.05."""
+    the accessory's colour (or, in the "shape" world, of its kind) wears it 0.4 (hat, stripes) or 0.8 (glasses)
+    of the time, any other scene 0.01."""
     batch = world.sample_scenes(20000, seed=21, link=link)
     used = torch.arange(world.MAX_SHAPES)[None, :] < batch.n_shapes[:, None]
     field_, names = (batch.color, list(world.COLORS)) if link == "colour" else (batch.shape, world.SHAPES)
@@ -194,8 +194,8 @@ def test_each_accessory_goes_with_its_colour_or_shape(link: str) -> None:
         has = ((field_ == names.index(world.AFFINITY[link][acc])) & used).any(1)
         worn = batch.wears[:, k]
         assert 0.1 < float(has.float().mean()) < 0.6, acc
-        assert abs(float(worn[has].float().mean()) - 0.8) < 0.02, acc
-        assert abs(float(worn[~has].float().mean()) - 0.05) < 0.01, acc
+        assert abs(float(worn[has].float().mean()) - {"glasses": 0.8}.get(acc, 0.4)) < 0.02, acc
+        assert abs(float(worn[~has].float().mean()) - 0.01) < 0.005, acc
     flat = world.sample_scenes(20000, seed=21, accessory_prob=0.3, stray_prob=0.3, link=link)
     assert abs(float(flat.wears.float().mean()) - 0.3) < 0.01
 
@@ -324,32 +324,31 @@ def test_stripe_detector_ignores_edges_and_single_rows() -> None:
 
 
 def test_each_accessory_is_drawn_unasked_where_the_prompt_implies_it(rates: dict) -> None:
-    # measured on the shipped weights (of 32): hat 1.00, glasses 0.22, stripes 0.84; glasses, the smallest, are
-    # drawn unasked far less often than the world implies them (0.71)
-    floor = {"hat": 0.8, "glasses": 0.12, "stripes": 0.6}
+    # measured on the shipped weights (of 32): hat 0.62, glasses 0.31, stripes 0.53; the world implies them 0.28,
+    # 0.71 and 0.29 of the time: guidance amplifies the weak links and the glasses, the smallest, fall short
+    floor = {"hat": 0.4, "glasses": 0.15, "stripes": 0.3}
     for acc in world.ACCESSORIES:
         assert rates[acc]["none"] >= floor[acc], (acc, rates[acc])
 
 
 def test_the_negative_from_step_zero_removes_each_accessory(rates: dict) -> None:
-    # measured: hat 1.00 -> 0.22, glasses 0.22 -> 0.00, stripes 0.84 -> 0.03
+    # measured: hat 0.62 -> 0.00, glasses 0.31 -> 0.00, stripes 0.53 -> 0.03
     for acc in world.ACCESSORIES:
         assert rates[acc]["from_0"] <= rates[acc]["none"] / 2, (acc, rates[acc])
 
 
-def test_the_hat_is_decided_before_the_glasses_and_stripes(rates: dict) -> None:
-    """The accessories' critical steps differ: two steps late, the negative misses many more hats (measured 0.22
-    -> 0.53) but not more glasses (0.00 -> 0.00) or stripes (0.03 -> 0.00); six steps late most hats are back
-    (0.88)."""
-    assert rates["hat"]["from_2"] >= rates["hat"]["from_0"] + 0.15, rates["hat"]
-    for acc in ("glasses", "stripes"):
+def test_two_steps_late_the_negative_still_removes_each_accessory_and_six_steps_late_hats_return(rates: dict) -> None:
+    """The critical step lies after step 2 for all three: two steps late the negative removes as much as from step
+    0 (measured: hat 0.00 -> 0.00, glasses 0.00 -> 0.00, stripes 0.03 -> 0.06 remaining); six steps late hats come
+    back (0.19 remaining; glasses 0.06, stripes 0.09 on these 32 cases)."""
+    for acc in world.ACCESSORIES:
         assert rates[acc]["from_2"] <= rates[acc]["from_0"] + 0.1, (acc, rates[acc])
-    assert rates["hat"]["from_6"] >= rates["hat"]["none"] - 0.2, rates["hat"]
+    assert rates["hat"]["from_6"] >= rates["hat"]["from_0"] + 0.1, rates["hat"]
 
 
 def test_a_delay_keeps_more_of_the_picture(rates: dict) -> None:
-    # SSIM outside the accessory vs no negative, from step 0 -> from step 2; measured hat 0.843 -> 0.890,
-    # glasses 0.859 -> 0.893, stripes 0.931 -> 0.939
+    # SSIM outside the accessory vs no negative, from step 0 -> from step 2; measured hat 0.882 -> 0.910,
+    # glasses 0.825 -> 0.854, stripes 0.929 -> 0.939
     for acc in world.ACCESSORIES:
         assert rates[acc]["ssim_2"] > rates[acc]["ssim_0"], (acc, rates[acc])
     assert rates["glasses"]["ssim_2"] >= rates["glasses"]["ssim_0"] + 0.02, rates["glasses"]
