@@ -4,8 +4,8 @@ The full benchmark (`bench/bench_delay.py`) runs the extension inside the WebUI 
 minutes per model; this screen samples directly with `toy.model._quick_sample` (the same Euler sampler with a
 delayed negative that the tests use), on whatever device the model is on, so a sweep of worlds can be ranked in
 one short GPU session. Its cases are the benchmark's (per accessory: `world.prompts_implying(accessory, 8, 1234)`,
-seeds 0..N-1 paired with prompt i mod 8) and so are its metrics (`toy.presence`, `toy.metrics`); the winner still
-has to go through the full benchmark before it is shipped.
+seeds 0..N-1 paired with prompt i mod 8) and so are its per-case outcomes (`bench_delay.case_outcomes`, `pool`);
+the winner still has to go through the full benchmark before it is shipped.
 
     python bench/world_sweep.py --out out/sweep --iters 4500 --deadline 420 \\
         --variant ctrl: --variant a6s02:--accessory-prob=0.6,--stray-prob=0.02
@@ -35,54 +35,53 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_delay import case_outcomes, pool  # noqa: E402
+
 from toy import metrics, world  # noqa: E402
 from toy.model import ToyLDM, _quick_sample  # noqa: E402
-from toy.presence import accessory_present  # noqa: E402
 
 RECIPE = {"--batch": "96", "--c1": "48", "--c2": "96", "--patch": "2", "--seed": "0"}
-SCREEN_DELAYS = tuple(range(9))
+SCREEN_DELAYS = tuple(range(9))  # contiguous from 0, as bench_delay.case_outcomes reads them
 
 
 @torch.no_grad()
 def screen(model: ToyLDM, seeds: int = 64, prompts: int = 8, steps: int = 20, cfg: float = 7.0) -> dict:
     """Per accessory and pooled: per delay rate / removal / SSIM outside / score, and the best delay."""
     per: dict[str, dict] = {}
-    pooled_scores: dict[int, list[torch.Tensor]] = {d: [] for d in SCREEN_DELAYS}
-    pooled_rows: dict[int, list[tuple]] = {d: [] for d in SCREEN_DELAYS}
+    outcomes = []
+    case_seeds = list(range(seeds))
     for acc in world.ACCESSORIES:
         plist = world.prompts_implying(acc, prompts, 1234, link=model.world_link)
         case_prompts = [plist[i % len(plist)] for i in range(seeds)]
-        case_seeds = list(range(seeds))
-        ref = _quick_sample(model, case_prompts, acc, case_seeds, steps, cfg, negative_start_step=steps).cpu()
-        had = accessory_present(ref, acc)
-        rows = {}
-        for d in SCREEN_DELAYS:
-            img = _quick_sample(model, case_prompts, acc, case_seeds, steps, cfg, negative_start_step=d).cpu()
-            now = accessory_present(img, acc)
-            ssim = metrics.preservation((img + 1) / 2, (ref + 1) / 2, accessory=acc)["ssim"]
-            score = metrics.case_score(now, ssim)
-            rows[d] = {
-                "rate": round(float(now.float().mean()), 3),
-                "removal": round(metrics.removal_rate(had, now), 3),
-                "ssim": round(float(ssim.mean()), 4),
-                "score": round(float(score.mean()), 4),
-            }
-            pooled_scores[d].append(score)
-            pooled_rows[d].append((had, now, ssim))
-        per[acc] = {"rate_without": round(float(had.float().mean()), 3), "delays": rows, **_best(rows)}
-    pooled = {}
-    for d in SCREEN_DELAYS:
-        had = torch.cat([r[0] for r in pooled_rows[d]])
-        now = torch.cat([r[1] for r in pooled_rows[d]])
-        ssim = torch.cat([r[2] for r in pooled_rows[d]])
-        pooled[d] = {
+        run = (model, case_prompts, acc, case_seeds, steps, cfg)
+        delayed = {d: _unit(_quick_sample(*run, negative_start_step=d)) for d in SCREEN_DELAYS}
+        ref = _unit(_quick_sample(*run, negative_start_step=steps))
+        outcomes.append(case_outcomes(ref, delayed, acc, SCREEN_DELAYS[-1]))
+        rows = _rows(outcomes[-1])
+        rate = round(float(outcomes[-1]["present_ref"].float().mean()), 3)
+        per[acc] = {"rate_without": rate, "delays": rows, **_best(rows)}
+    pooled = _rows(pool(outcomes))
+    bests = [per[a]["best_delay"] for a in world.ACCESSORIES]
+    return {"accessories": per, "pooled": {"delays": pooled, **_best(pooled)}, "spread": max(bests) - min(bests)}
+
+
+def _unit(images: torch.Tensor) -> torch.Tensor:
+    """Images from [-1, 1] on any device to [0, 1] on the CPU (what `bench_delay.case_outcomes` takes)."""
+    return (images.cpu() + 1) / 2
+
+
+def _rows(cases: dict) -> dict[int, dict]:
+    """The screen's per-delay summary of `bench_delay.case_outcomes` (one accessory, or several pooled)."""
+    had = cases["present_ref"]
+    rows = {}
+    for d, (now, ssim) in enumerate(zip(cases["present"], cases["ssim"], strict=True)):
+        rows[d] = {
             "rate": round(float(now.float().mean()), 3),
             "removal": round(metrics.removal_rate(had, now), 3),
             "ssim": round(float(ssim.mean()), 4),
-            "score": round(float(torch.cat(pooled_scores[d]).mean()), 4),
+            "score": round(float(metrics.case_score(now, ssim).mean()), 4),
         }
-    bests = [per[a]["best_delay"] for a in world.ACCESSORIES]
-    return {"accessories": per, "pooled": {"delays": pooled, **_best(pooled)}, "spread": max(bests) - min(bests)}
+    return rows
 
 
 def _best(rows: dict[int, dict]) -> dict:
