@@ -120,3 +120,15 @@ def tune_window(
             if float(masked[i]) > best + 1e-9:
                 best, arg = float(masked[i]), (taus[i], low, high)
     return arg if arg is not None else cheap_arg
+
+
+def forecast_auc(signal: torch.Tensor, present: torch.Tensor) -> float:
+    """How well one step's signal forecasts the accessory: ROC AUC of ``signal`` [n] against ``present`` [n]
+    (bool: drawn without the negative prompt). 1: every image that draws it scores higher than every image that
+    does not; 0.5: no better than chance; 0: perfectly reversed. NaN when one class is empty or the signal is not
+    finite. Ties count one half."""
+    s, y = signal.double().flatten(), present.bool().flatten()
+    if not bool(torch.isfinite(s).all()) or bool(y.all()) or not bool(y.any()):
+        return float("nan")
+    pos, neg = s[y][:, None], s[~y][None, :]
+    return float((pos > neg).double().mean() + 0.5 * (pos == neg).double().mean())

@@ -37,7 +37,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "webui_standin"), str(ROOT / "bench")]
 
-from auto_policy import case_scores, extra_evaluations, switch_steps, tune_window  # noqa: E402
+from auto_policy import case_scores, extra_evaluations, forecast_auc, switch_steps, tune_window  # noqa: E402
 
 from lib_negative_delay.detector import threshold_for  # noqa: E402
 from lib_negative_delay.settings import DelaySettings  # noqa: E402
@@ -147,7 +147,17 @@ def evaluate(data: dict, max_extra_pct: float) -> dict:
             "vs_best_fixed": _ratio(float(whether.mean()), best_fixed),
         },
         "signals": rows,
+        "presence_forecast_auc": {
+            "what": "ROC AUC of each signal at step k (k = 0..9) for 'this image draws the accessory without the "
+            "negative prompt', over every case; 0.5 is chance, 1 a perfect forecast (NaN: not measured at k)",
+            **{key: forecast_by_step(data[key], ref, min(steps, 10)) for key in SIGNALS},
+        },
     }
+
+
+def forecast_by_step(signal: torch.Tensor, present: torch.Tensor, upto: int) -> list[float]:
+    """signal [P, steps, n], present [P, n] -> AUC of step k's signal forecasting presence, k < upto."""
+    return [round(forecast_auc(signal[:, k, :], present), 3) for k in range(upto)]
 
 
 def choose_defaults(data: dict, negatives: list[str], max_extra_pct: float) -> dict:
@@ -322,6 +332,8 @@ def main(argv: list[str] | None = None) -> None:
             f"== {name}: best fixed {res['best_fixed_delay']} ({res['best_fixed_score']:.4f}), oracle "
             f"{res['oracle_score']:.4f}, by delay {res['mean_score_by_delay']}"
         )
+        aucs = res["presence_forecast_auc"]
+        print("presence forecast AUC, steps 0-9: " + "; ".join(f"{k} {aucs[k]}" for k in SIGNALS))
         for r in res["signals"]:
             print(
                 f"{r['signal']:7s} lag {r['lag']}: {r['vs_best_fixed']:.3f} of best fixed, {r['vs_oracle']:.3f} of "
