@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "webui_standin"), str(ROOT / "bench")]
 
 from auto_policy import case_scores, extra_evaluations, forecast_auc, switch_steps, tune_window  # noqa: E402
+from bench_delay import prompt_count  # noqa: E402
 
 from lib_negative_delay.detector import threshold_for  # noqa: E402
 from lib_negative_delay.settings import DelaySettings  # noqa: E402
@@ -283,17 +284,12 @@ def plot(report: dict, path: Path) -> None:
     ax.set_xlabel("mean score / oracle (out of sample, leave one prompt out)")
     c = report["config"]
     ax.set_title(
-        f"Auto-detection on the bundled model ({_per_accessory(c['prompts'])} prompts x {c['seeds']} seeds x "
+        f"Auto-detection on the bundled model ({prompt_count(c)} prompts x {c['seeds']} seeds x "
         f"{len(c['negatives'])} accessories, Euler {c['steps']} steps)",
         fontsize=9,
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-
-
-def _per_accessory(prompts: dict | list) -> int:
-    """Prompts per accessory (older data files have one list shared by every accessory)."""
-    return len(next(iter(prompts.values()))) if isinstance(prompts, dict) else len(prompts)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -381,7 +381,8 @@ def best_table(doc: dict) -> list[str]:
     return lines
 
 
-def _prompt_count(config: dict) -> int:
+def prompt_count(config: dict) -> int:
+    """Distinct prompts per accessory of a benchmark's config (older data files hold one list for all)."""
     prompts = config["prompts"]
     return len(set(next(iter(prompts.values())) if isinstance(prompts, dict) else prompts))
 
@@ -390,7 +391,7 @@ def write_table(doc: dict, path: Path) -> None:
     """Markdown: the best delay per accessory, the pooled per-delay table, then one per-delay table per accessory."""
     c = doc["config"]
     lines = [
-        f"Toy model, {c['cases']} cases per accessory ({c['seeds']} seeds, {_prompt_count(c)} distinct prompts per "
+        f"Toy model, {c['cases']} cases per accessory ({c['seeds']} seeds, {prompt_count(c)} distinct prompts per "
         f"accessory ({c.get('prompt_set', 'any')}), pairing {c['pairing']}), negatives "
         f"{', '.join(repr(n) for n in c['negatives'])}, "
         f"{c['steps']} steps, CFG {c['cfg_scale']:g}. Delay 0 = negative from step 0 (= extension off); delay "
