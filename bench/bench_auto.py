@@ -132,10 +132,12 @@ def evaluate(data: dict, max_extra_pct: float) -> dict:
                 }
             )
     ref = data["present_ref"]
-    whether = torch.where(ref, score[:, 0], score[:, steps])
-    wearers_by_delay = score.transpose(1, 2)[ref].mean(dim=0)  # [D+1]: mean over the cases that draw it
-    wearers_delay = int(wearers_by_delay.argmax())
-    known = torch.where(ref, score[:, wearers_delay], score[:, steps])
+
+    def if_known(wearers_at: int) -> float:
+        """Mean score when the images that draw the accessory switch at ``wearers_at`` and the others never."""
+        return float(torch.where(ref, score[:, wearers_at], score[:, steps]).mean())
+
+    wearers_delay = int(score.transpose(1, 2)[ref].mean(dim=0).argmax())  # best delay over the cases that draw it
     return {
         "score_definition": metrics.SCORE_DEFINITION,
         "cases": int(ref.numel()),
@@ -148,15 +150,15 @@ def evaluate(data: dict, max_extra_pct: float) -> dict:
         "oracle_score": round(oracle, 4),
         "perfect_presence_forecast": {
             "what": "delay 0 for images that draw the accessory without the negative prompt, never for the others",
-            "score": round(float(whether.mean()), 4),
-            "vs_best_fixed": _ratio(float(whether.mean()), best_fixed),
+            "score": round(if_known(0), 4),
+            "vs_best_fixed": _ratio(if_known(0), best_fixed),
         },
         "presence_known": {
             "what": "the best single delay for the images that draw the accessory without the negative prompt, "
             "never for the others: what a detector that forecast presence perfectly could reach",
             "wearers_delay": wearers_delay,
-            "score": round(float(known.mean()), 4),
-            "vs_best_fixed": _ratio(float(known.mean()), best_fixed),
+            "score": round(if_known(wearers_delay), 4),
+            "vs_best_fixed": _ratio(if_known(wearers_delay), best_fixed),
         },
         "signals": rows,
         "presence_forecast_auc": {
@@ -341,8 +343,11 @@ def main(argv: list[str] | None = None) -> None:
             f"== {name}: best fixed {res['best_fixed_delay']} ({res['best_fixed_score']:.4f}), oracle "
             f"{res['oracle_score']:.4f}, by delay {res['mean_score_by_delay']}"
         )
-        k = res["presence_known"]
-        print(f"presence known: wearers at {k['wearers_delay']}, others never: {k['vs_best_fixed']:.3f} of best fixed")
+        known = res["presence_known"]
+        print(
+            f"presence known: wearers at {known['wearers_delay']}, others never: {known['vs_best_fixed']:.3f} of "
+            "best fixed"
+        )
         aucs = res["presence_forecast_auc"]
         print("presence forecast AUC, steps 0-9: " + "; ".join(f"{k} {aucs[k]}" for k in SIGNALS))
         for r in res["signals"]:

@@ -35,9 +35,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench_delay import case_outcomes, pool  # noqa: E402
+from bench_delay import aggregate, case_outcomes, pool  # noqa: E402
 
-from toy import metrics, world  # noqa: E402
+from toy import world  # noqa: E402
 from toy.model import ToyLDM, _quick_sample  # noqa: E402
 
 RECIPE = {"--batch": "96", "--c1": "48", "--c2": "96", "--patch": "2", "--seed": "0"}
@@ -71,17 +71,10 @@ def _unit(images: torch.Tensor) -> torch.Tensor:
 
 
 def _rows(cases: dict) -> dict[int, dict]:
-    """The screen's per-delay summary of `bench_delay.case_outcomes` (one accessory, or several pooled)."""
-    had = cases["present_ref"]
-    rows = {}
-    for d, (now, ssim) in enumerate(zip(cases["present"], cases["ssim"], strict=True)):
-        rows[d] = {
-            "rate": round(float(now.float().mean()), 3),
-            "removal": round(metrics.removal_rate(had, now), 3),
-            "ssim": round(float(ssim.mean()), 4),
-            "score": round(float(metrics.case_score(now, ssim).mean()), 4),
-        }
-    return rows
+    """The screen's per-delay summary: `bench_delay.aggregate`'s rows (one accessory, or several pooled), rounded."""
+    digits = {"rate": 3, "removal": 3, "ssim": 4, "score": 4}
+    rows = aggregate(cases, [], [])["delays"]
+    return {r["delay"]: {k: round(r[k], n) for k, n in digits.items()} for r in rows}
 
 
 def _best(rows: dict[int, dict]) -> dict:
