@@ -132,3 +132,40 @@ def forecast_auc(signal: torch.Tensor, present: torch.Tensor) -> float:
         return float("nan")
     pos, neg = s[y][:, None], s[~y][None, :]
     return float((pos > neg).double().mean() + 0.5 * (pos == neg).double().mean())
+
+
+def worst_group_window(
+    groups: list[tuple[torch.Tensor, torch.Tensor]],
+    taus: list[float],
+    lows: list[int],
+    spans: list[int],
+    max_extra: float,
+) -> tuple[float, int, int]:
+    """The (tau, low, high) that generalises across groups (e.g. accessories): it maximises the lowest of the
+    groups' mean scores, each divided by that group's best fixed delay, among windows whose extra model work
+    (lag 0, the negative evaluated at each step until the switch) is at most ``max_extra`` evaluations per image
+    on average in every group. ``groups``: (score [D+1, n], signal [steps, n]) per group; a higher
+    signal switches. Ties go to the earlier, then narrower window, then the higher threshold."""
+    tt = torch.tensor(taus)
+    steps = groups[0][1].shape[0]
+    best, arg = -1.0, None
+    for low in lows:
+        for high in sorted({min(low + span, steps) for span in spans}):
+            if high <= low:
+                continue
+            worst = torch.full((len(taus),), float("inf"))
+            dearest = torch.zeros(len(taus))
+            for sc, sig in groups:
+                st = switch_steps_many(sig, tt, True, low, high, 0)  # [T, n]
+                dearest = torch.maximum(dearest, extra_evaluations(st, low, high, "every").mean(dim=1))
+                ratio = sc.gather(0, st.clamp(max=sc.shape[0] - 1)).mean(dim=1) / sc.mean(dim=1).max()
+                worst = torch.minimum(worst, ratio)
+            worst = torch.where(dearest <= max_extra + 1e-9, worst, torch.full_like(worst, -1.0))
+            top = float(worst.max())
+            if top > best + 1e-9:
+                # the highest threshold among the ties: the fewest images switched on a marginal reading
+                i = max(torch.nonzero(worst >= top - 1e-9).flatten().tolist(), key=lambda j: taus[j])
+                best, arg = top, (taus[i], low, high)
+    if arg is None:
+        raise ValueError(f"no window costs at most {max_extra} extra evaluations per image")
+    return arg

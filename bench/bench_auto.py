@@ -18,8 +18,9 @@ step k decides step k (the switch then uses one extra evaluation of the negative
 does); "lag 1": step k is decided from step k-1's signal (no extra evaluation, but never at step 0).
 
 Per accessory and for the three pooled (cases side by side). The product's defaults (alignment signal:
-sensitivity, earliest and latest step) are the window tuned on the pooled cases of all prompts; they are also
-checked leaving one accessory out (tuned on two, scored on the third). Also: the defaults' wall-time overhead
+sensitivity, earliest and latest step) are the setting whose worst accessory does best against that accessory's
+own best fixed delay, on every prompt; they are also checked leaving one accessory out (chosen on two, scored on
+the third). Also: the defaults' wall-time overhead
 against a fixed delay, measured in this run (interleaved repeats on the toy model).
 """
 
@@ -38,7 +39,15 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "webui_standin"), str(ROOT / "bench")]
 
-from auto_policy import case_scores, extra_evaluations, forecast_auc, switch_steps, tune_window  # noqa: E402
+from auto_policy import (  # noqa: E402
+    case_scores,
+    extra_evaluations,
+    flatten_prompts,
+    forecast_auc,
+    switch_steps,
+    tune_window,
+    worst_group_window,
+)
 from bench_delay import prompt_count  # noqa: E402
 
 from lib_negative_delay.detector import threshold_for  # noqa: E402
@@ -177,33 +186,46 @@ def forecast_by_step(signal: torch.Tensor, present: torch.Tensor, upto: int) -> 
 
 
 def choose_defaults(data: dict, negatives: list[str], max_extra_pct: float) -> dict:
-    """The alignment detector's window and threshold tuned on every prompt of the pooled cases (the shipped
-    defaults), and the same tuning leaving one accessory out (tuned on the others, scored on it)."""
-    both = pooled(data, negatives)
-    steps = both["score"].shape[1] - 1
+    """The product's defaults for the alignment detector: the sensitivity (on the slider's 0.05 grid), earliest
+    and latest step whose worst accessory scores best against its own best fixed delay (`worst_group_window`),
+    at most `max_extra_pct` extra model work for each accessory; and the same choice leaving one accessory out
+    (chosen on the others, scored on it)."""
+    steps = data[negatives[0]]["score"].shape[1] - 1
     max_extra = max_extra_pct / 100 * 2 * steps
-    taus = [round(-1.0 + 0.05 * i, 2) for i in range(41)]  # the cosine's range, on a grid a slider can hit
+    grid = [round(0.05 * i, 2) for i in range(21)]  # sensitivities the slider can hit
+    taus = [threshold_for(x) for x in grid]
     lows = list(range(0, min(steps, 10)))
-    everything = list(range(both["score"].shape[0]))
 
-    def fit(d: dict) -> tuple[float, int, int]:
-        return tune_window(
-            d["score"].float(), d["a_cos"].float(), everything, taus, lows, SPANS, True, 0, "every", max_extra
-        )
+    def groups(names: list[str]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        every = range(data[names[0]]["score"].shape[0])
+        return [
+            (flatten_prompts(data[n]["score"].float(), every), flatten_prompts(data[n]["a_cos"].float(), every))
+            for n in names
+        ]
 
-    tau, low, high = fit(both)
+    def fit(names: list[str]) -> tuple[float, int, int]:
+        tau, low, high = worst_group_window(groups(names), taus, lows, SPANS, max_extra)
+        return grid[taus.index(tau)], low, high
+
+    sens, low, high = fit(negatives)
     out = {
-        "tau": tau,
+        "rule": "the highest worst-accessory score, each accessory against its own best fixed delay",
+        "sensitivity": sens,
+        "tau": round(threshold_for(sens), 4),
         "earliest": low,
         "latest": high,
-        "pooled": score_window(both, tau, low, high),
-        "per_accessory": {n: score_window(data[n], tau, low, high) for n in negatives},
+        "pooled": score_window(pooled(data, negatives), threshold_for(sens), low, high),
+        "per_accessory": {n: score_window(data[n], threshold_for(sens), low, high) for n in negatives},
         "leave_one_accessory_out": {},
     }
     for n in negatives:
-        rest = [m for m in negatives if m != n]
-        t, lo, hi = fit(pooled(data, rest))
-        out["leave_one_accessory_out"][n] = {"tau": t, "earliest": lo, "latest": hi, **score_window(data[n], t, lo, hi)}
+        x, lo, hi = fit([m for m in negatives if m != n])
+        out["leave_one_accessory_out"][n] = {
+            "sensitivity": x,
+            "earliest": lo,
+            "latest": hi,
+            **score_window(data[n], threshold_for(x), lo, hi),
+        }
     return out
 
 
@@ -264,7 +286,10 @@ def plot(report: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     pooled_rows = report["pooled"]["signals"]
-    labels = [f"{r['signal']} lag {r['lag']}" for r in pooled_rows] + ["a_cos, window tuned on all", "shipped defaults"]
+    labels = [f"{r['signal']} lag {r['lag']}" for r in pooled_rows] + [
+        "a_cos, defaults chosen (worst accessory)",
+        "shipped defaults",
+    ]
     values = [r["vs_oracle"] for r in pooled_rows] + [report["defaults"]["pooled"]["vs_oracle"]]
     values.append(report["shipped"]["pooled"]["vs_oracle"])
     colors = ["#4c72b0" if r["lag"] == 0 else "#9fb3d1" for r in pooled_rows] + ["#c9a27e", "#dd8452"]

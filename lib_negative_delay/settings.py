@@ -110,9 +110,9 @@ class DelaySettings:
     enabled: bool = False
     delay: int = 0  # the fixed delay; with auto it is the fallback when detection cannot run
     auto: bool = False
-    sensitivity: float = 0.5
-    auto_min: int = 0  # earliest step auto mode may switch at
-    auto_max: int = 3  # undecided images switch here
+    sensitivity: float = 0.3
+    auto_min: int = 4  # earliest step auto mode may switch at
+    auto_max: int = 7  # undecided images switch here
 
     @property
     def active(self) -> bool:

@@ -186,7 +186,7 @@ def test_captions_name_accessories_only_sometimes() -> None:
 def test_each_accessory_goes_with_its_colour_or_shape(link: str) -> None:
     """The positive prompt implies an unnamed accessory (so guidance draws it unasked): a scene with a shape of
     the accessory's colour (or, in the "shape" world, of its kind) wears it 0.4 (hat, stripes) or 0.8 (glasses)
-    of the time, any other scene 0.01."""
+    of the time, any other scene 0.03 (the world's default stray rate)."""
     batch = world.sample_scenes(20000, seed=21, link=link)
     used = torch.arange(world.MAX_SHAPES)[None, :] < batch.n_shapes[:, None]
     field_, names = (batch.color, list(world.COLORS)) if link == "colour" else (batch.shape, world.SHAPES)
@@ -195,7 +195,7 @@ def test_each_accessory_goes_with_its_colour_or_shape(link: str) -> None:
         worn = batch.wears[:, k]
         assert 0.1 < float(has.float().mean()) < 0.6, acc
         assert abs(float(worn[has].float().mean()) - {"glasses": 0.8}.get(acc, 0.4)) < 0.02, acc
-        assert abs(float(worn[~has].float().mean()) - 0.01) < 0.005, acc
+        assert abs(float(worn[~has].float().mean()) - 0.03) < 0.006, acc
     flat = world.sample_scenes(20000, seed=21, accessory_prob=0.3, stray_prob=0.3, link=link)
     assert abs(float(flat.wears.float().mean()) - 0.3) < 0.01
 
@@ -290,6 +290,10 @@ def test_prompts_implying_an_accessory_have_its_colour_or_shape_and_never_name_i
 def test_the_model_names_the_world_it_was_trained_in(model: ToyLDM) -> None:
     assert model.world_link == "colour" == model.config["training"]["link"]
     assert ToyLDM({"world": {"accessory_prob": 0.8}}).world_link == "shape"  # config.json from before the link
+    # the shipped weights were trained in the world's default statistics (what the docs and tests describe)
+    trained = model.config["training"]
+    assert trained["stray_prob"] == world.DEFAULT_STRAY_PROB
+    assert list(trained["accessory_prob"]) == list(world.DEFAULT_ACCESSORY_PROB)
 
 
 @pytest.mark.parametrize("accessory", world.ACCESSORIES)
@@ -324,7 +328,7 @@ def test_stripe_detector_ignores_edges_and_single_rows() -> None:
 
 
 def test_each_accessory_is_drawn_unasked_where_the_prompt_implies_it(rates: dict) -> None:
-    # measured on the shipped weights (of 32): hat 0.62, glasses 0.31, stripes 0.53; the world implies them 0.28,
+    # measured on the shipped weights (of 32): hat 0.47, glasses 0.28, stripes 0.38; the world implies them 0.28,
     # 0.71 and 0.29 of the time: guidance amplifies the weak links and the glasses, the smallest, fall short
     floor = {"hat": 0.4, "glasses": 0.15, "stripes": 0.3}
     for acc in world.ACCESSORIES:
@@ -332,23 +336,23 @@ def test_each_accessory_is_drawn_unasked_where_the_prompt_implies_it(rates: dict
 
 
 def test_the_negative_from_step_zero_removes_each_accessory(rates: dict) -> None:
-    # measured: hat 0.62 -> 0.00, glasses 0.31 -> 0.00, stripes 0.53 -> 0.03
+    # measured: hat 0.47 -> 0.00, glasses 0.28 -> 0.00, stripes 0.38 -> 0.09
     for acc in world.ACCESSORIES:
         assert rates[acc]["from_0"] <= rates[acc]["none"] / 2, (acc, rates[acc])
 
 
 def test_two_steps_late_the_negative_still_removes_each_accessory_and_six_steps_late_hats_return(rates: dict) -> None:
     """The critical step lies after step 2 for all three: two steps late the negative removes as much as from step
-    0 (measured: hat 0.00 -> 0.00, glasses 0.00 -> 0.00, stripes 0.03 -> 0.06 remaining); six steps late hats come
-    back (0.19 remaining; glasses 0.06, stripes 0.09 on these 32 cases)."""
+    0 (measured: hat 0.00 -> 0.00, glasses 0.00 -> 0.00, stripes 0.09 -> 0.09 remaining); six steps late hats come
+    back (0.19 remaining; glasses 0.06, stripes 0.06 on these 32 cases)."""
     for acc in world.ACCESSORIES:
         assert rates[acc]["from_2"] <= rates[acc]["from_0"] + 0.1, (acc, rates[acc])
     assert rates["hat"]["from_6"] >= rates["hat"]["from_0"] + 0.1, rates["hat"]
 
 
 def test_a_delay_keeps_more_of_the_picture(rates: dict) -> None:
-    # SSIM outside the accessory vs no negative, from step 0 -> from step 2; measured hat 0.882 -> 0.910,
-    # glasses 0.825 -> 0.854, stripes 0.929 -> 0.939
+    # SSIM outside the accessory vs no negative, from step 0 -> from step 2; measured hat 0.856 -> 0.906,
+    # glasses 0.773 -> 0.799, stripes 0.923 -> 0.943
     for acc in world.ACCESSORIES:
         assert rates[acc]["ssim_2"] > rates[acc]["ssim_0"], (acc, rates[acc])
     assert rates["glasses"]["ssim_2"] >= rates["glasses"]["ssim_0"] + 0.02, rates["glasses"]

@@ -23,7 +23,7 @@ def test_script_loads_like_the_webui_and_builds_real_gradio(sd1):
         enabled, delay, auto, sensitivity, auto_min, auto_max = h.components(TITLE, tab)
         assert isinstance(enabled, gr.Checkbox) and enabled.value is False
         assert isinstance(delay, gr.Slider) and delay.value == 3 and delay.label.startswith("Delay")
-        assert auto.value is False and sensitivity.value == 0.5 and (auto_min.value, auto_max.value) == (0, 3)
+        assert auto.value is False and sensitivity.value == 0.3 and (auto_min.value, auto_max.value) == (4, 7)
     script = h.script(TITLE)
     assert script.title() == TITLE and script.args_to - script.args_from == 6
 
