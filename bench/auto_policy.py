@@ -82,6 +82,16 @@ def switch_steps_many(
     return torch.where(passed, idx, torch.full_like(idx, high)).min(dim=1).values
 
 
+def windows(lows: list[int], spans: list[int], steps: int) -> list[tuple[int, int]]:
+    """Every window [low, high) with high = low + span, cut at ``steps``; empty ones left out."""
+    return [(low, high) for low in lows for high in sorted({min(low + span, steps) for span in spans}) if high > low]
+
+
+def mean_scores(score: torch.Tensor, switch: torch.Tensor) -> torch.Tensor:
+    """score [D+1, n], switch steps [T, n] (one row per threshold) -> mean score of each row [T]."""
+    return score.gather(0, switch.clamp(max=score.shape[0] - 1)).mean(dim=1)
+
+
 def tune_window(
     score: torch.Tensor,
     signal: torch.Tensor,
@@ -102,23 +112,20 @@ def tune_window(
     tt = torch.tensor(taus)
     best, arg = -1.0, None
     cheapest, cheap_arg = float("inf"), (taus[0], lows[0], lows[0] + 1)
-    for low in lows:
-        for high in sorted({min(low + span, steps) for span in spans}):
-            if high <= low:
-                continue
-            st = switch_steps_many(sig, tt, higher, low, high, lag)  # [T, n]
-            extra = extra_evaluations(st, low, high, kind).mean(dim=1)  # [T]
-            totals = sc.gather(0, st.clamp(max=sc.shape[0] - 1)).mean(dim=1)  # [T]
-            i_cheap = int(extra.argmin())
-            if float(extra[i_cheap]) < cheapest:
-                cheapest, cheap_arg = float(extra[i_cheap]), (taus[i_cheap], low, high)
-            ok = extra <= max_extra + 1e-9
-            if not ok.any():
-                continue
-            masked = torch.where(ok, totals, torch.full_like(totals, -1.0))
-            i = int(masked.argmax())
-            if float(masked[i]) > best + 1e-9:
-                best, arg = float(masked[i]), (taus[i], low, high)
+    for low, high in windows(lows, spans, steps):
+        st = switch_steps_many(sig, tt, higher, low, high, lag)  # [T, n]
+        extra = extra_evaluations(st, low, high, kind).mean(dim=1)  # [T]
+        totals = mean_scores(sc, st)  # [T]
+        i_cheap = int(extra.argmin())
+        if float(extra[i_cheap]) < cheapest:
+            cheapest, cheap_arg = float(extra[i_cheap]), (taus[i_cheap], low, high)
+        ok = extra <= max_extra + 1e-9
+        if not ok.any():
+            continue
+        masked = torch.where(ok, totals, torch.full_like(totals, -1.0))
+        i = int(masked.argmax())
+        if float(masked[i]) > best + 1e-9:
+            best, arg = float(masked[i]), (taus[i], low, high)
     return arg if arg is not None else cheap_arg
 
 
@@ -149,23 +156,19 @@ def worst_group_window(
     tt = torch.tensor(taus)
     steps = groups[0][1].shape[0]
     best, arg = -1.0, None
-    for low in lows:
-        for high in sorted({min(low + span, steps) for span in spans}):
-            if high <= low:
-                continue
-            worst = torch.full((len(taus),), float("inf"))
-            dearest = torch.zeros(len(taus))
-            for sc, sig in groups:
-                st = switch_steps_many(sig, tt, True, low, high, 0)  # [T, n]
-                dearest = torch.maximum(dearest, extra_evaluations(st, low, high, "every").mean(dim=1))
-                ratio = sc.gather(0, st.clamp(max=sc.shape[0] - 1)).mean(dim=1) / sc.mean(dim=1).max()
-                worst = torch.minimum(worst, ratio)
-            worst = torch.where(dearest <= max_extra + 1e-9, worst, torch.full_like(worst, -1.0))
-            top = float(worst.max())
-            if top > best + 1e-9:
-                # the highest threshold among the ties: the fewest images switched on a marginal reading
-                i = max(torch.nonzero(worst >= top - 1e-9).flatten().tolist(), key=lambda j: taus[j])
-                best, arg = top, (taus[i], low, high)
+    for low, high in windows(lows, spans, steps):
+        worst = torch.full((len(taus),), float("inf"))
+        dearest = torch.zeros(len(taus))
+        for sc, sig in groups:
+            st = switch_steps_many(sig, tt, True, low, high, 0)  # [T, n]
+            dearest = torch.maximum(dearest, extra_evaluations(st, low, high, "every").mean(dim=1))
+            worst = torch.minimum(worst, mean_scores(sc, st) / sc.mean(dim=1).max())
+        worst = torch.where(dearest <= max_extra + 1e-9, worst, torch.full_like(worst, -1.0))
+        top = float(worst.max())
+        if top > best + 1e-9:
+            # the highest threshold among the ties: the fewest images switched on a marginal reading
+            i = max(torch.nonzero(worst >= top - 1e-9).flatten().tolist(), key=lambda j: taus[j])
+            best, arg = top, (taus[i], low, high)
     if arg is None:
         raise ValueError(f"no window costs at most {max_extra} extra evaluations per image")
     return arg

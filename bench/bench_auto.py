@@ -208,14 +208,15 @@ def choose_defaults(data: dict, negatives: list[str], max_extra_pct: float) -> d
         return grid[taus.index(tau)], low, high
 
     sens, low, high = fit(negatives)
+    tau = threshold_for(sens)
     out = {
         "rule": "the highest worst-accessory score, each accessory against its own best fixed delay",
         "sensitivity": sens,
-        "tau": round(threshold_for(sens), 4),
+        "tau": round(tau, 4),
         "earliest": low,
         "latest": high,
-        "pooled": score_window(pooled(data, negatives), threshold_for(sens), low, high),
-        "per_accessory": {n: score_window(data[n], threshold_for(sens), low, high) for n in negatives},
+        "pooled": score_window(pooled(data, negatives), tau, low, high),
+        "per_accessory": {n: score_window(data[n], tau, low, high) for n in negatives},
         "leave_one_accessory_out": {},
     }
     for n in negatives:
