@@ -1,5 +1,6 @@
-// Negative Prompt Delay: keep the Delay slider's maximum equal to the tab's Sampling steps, show in the panel's title
-// whether the extension is on ("Negative Prompt Delay: from step N of S"), and give the controls hover tooltips.
+// Negative Prompt Delay: keep the Delay slider's maximum equal to the tab's Sampling steps (100 in % mode), show in the
+// panel's title whether the extension is on ("Negative Prompt Delay: from step N of S", or "from 20 % — step 4 of 20"),
+// convert the three step values when the user clicks the other unit, and give the controls hover tooltips.
 (function () {
     "use strict";
 
@@ -22,7 +23,11 @@
             "1 switches at the earliest step.",
         _auto_min: "The first step the detector measures.",
         _auto_max: "Images still undecided switch at this step, without a measurement.",
+        _unit:
+            "steps: a number of sampling steps. %: a share of Sampling steps (20 % of 20 steps is step 4, of 30 " +
+            "steps step 6; a fraction of a step rounds up), so the delay means the same moment at any step count.",
     };
+    var PERCENT = "%";
     var NOISE_LEVEL_TIP =
         " In img2img and the hires-fix pass the delay marks a noise level (the one txt2img reaches after that " +
         "many steps): a low denoising strength applies the negative prompt at once.";
@@ -41,6 +46,53 @@
         });
     }
 
+    function checkedUnit(tab) {
+        var radio = gradioApp().querySelector("#negative_delay_" + tab + "_unit input[type=radio]:checked");
+        return radio ? radio.value : "steps";
+    }
+
+    // p % of S steps starts at step ceil(p * S / 100), as in the extension (lib_negative_delay.settings.Delay)
+    function percentToStep(percent, steps) {
+        return Math.min(steps, Math.ceil(Math.round(percent * steps * 1e6) / 1e8));
+    }
+
+    function setSlider(root, value) {
+        var input = numberInput(root);
+        if (input) {
+            input.value = value;
+            if (typeof updateInput === "function") {
+                updateInput(input); // the WebUI's helper: gradio reads the value from this input event
+            } else {
+                input.dispatchEvent(new Event("input", { bubbles: true }));
+            }
+        }
+    }
+
+    // A user's click on the other unit keeps the moment: 4 steps of 20 become 20 %, 20 % become step 4. Pasted
+    // values change the radio without a DOM event, so they are never converted.
+    function convertOnClick(tab) {
+        var app = gradioApp();
+        app.querySelectorAll("#negative_delay_" + tab + "_unit input[type=radio]").forEach(function (radio) {
+            radio.addEventListener("change", function () {
+                var steps = numberInput(app.querySelector("#" + tab + "_steps"));
+                var total = Math.max(1, parseInt(steps ? steps.value : "20", 10) || 1);
+                ["_delay", "_auto_min", "_auto_max"].forEach(function (suffix) {
+                    var root = app.querySelector("#negative_delay_" + tab + suffix);
+                    var input = numberInput(root);
+                    if (!input) {
+                        return;
+                    }
+                    var value = parseFloat(input.value) || 0;
+                    var converted =
+                        radio.value === PERCENT
+                            ? Math.min(100, Math.round((value * 100) / total))
+                            : percentToStep(value, total);
+                    setSlider(root, converted);
+                });
+            });
+        });
+    }
+
     function setup(tab) {
         var app = gradioApp();
         var last = null;
@@ -54,18 +106,22 @@
                 return;
             }
             var stepsValue = Math.max(1, parseInt(numberInput(steps).value, 10) || 1);
-            var delayValue = parseInt(numberInput(delay).value, 10) || 0;
-            var state = [stepsValue, delayValue, enabled.checked].join("/");
+            var delayValue = parseFloat(numberInput(delay).value) || 0;
+            var unit = checkedUnit(tab);
+            var state = [stepsValue, delayValue, enabled.checked, unit].join("/");
             if (state === last) {
                 return;
             }
             last = state;
+            var percent = unit === PERCENT;
             delay.querySelectorAll("input").forEach(function (input) {
-                input.max = stepsValue;
+                input.max = percent ? 100 : stepsValue;
             });
+            var step = percent ? percentToStep(delayValue, stepsValue) : delayValue;
             var text = TITLE;
             if (enabled.checked) {
-                text += delayValue >= stepsValue ? ": on, never applied" : ": from step " + delayValue + " of " + stepsValue;
+                var where = "step " + step + " of " + stepsValue;
+                text += step >= stepsValue ? ": on, never applied" : ": from " + (percent ? delayValue + " % — " : "") + where;
             }
             var title = panel.querySelector(".label-wrap span");
             if (title) {
@@ -81,6 +137,7 @@
                 });
             }
         );
+        convertOnClick(tab);
         addTooltips(tab);
         update();
         return update;

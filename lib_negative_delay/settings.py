@@ -8,7 +8,9 @@ everywhere: a clear message, logged once, and a documented fallback instead of a
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 from lib_negative_delay import MAX_DELAY
 
@@ -84,6 +86,76 @@ def parse_delay(value: object, source: str, warn: OnceLog | None = None) -> int 
     return delay
 
 
+STEPS_UNIT = "steps"
+PERCENT_UNIT = "%"
+UNITS = (STEPS_UNIT, PERCENT_UNIT)
+_UNIT_NAMES = {"steps": STEPS_UNIT, "step": STEPS_UNIT, "%": PERCENT_UNIT, "percent": PERCENT_UNIT}
+
+
+@dataclass(frozen=True)
+class Delay:
+    """A delay as the user gave it: whole sampling steps, or a share of the sampling steps in percent."""
+
+    value: float
+    percent: bool = False
+
+    def steps(self, total: int) -> int:
+        """Steps before the switch in a schedule of ``total`` sampling steps.
+
+        ``p %`` is ``ceil(p * total / 100)`` steps, computed exactly from the decimal text of ``p``: a whole
+        ``p * total / 100`` gives that very step, a fractional one the next step, so the negative prompt never
+        starts before the share of the schedule the user set.
+        """
+        if not self.percent:
+            return int(self.value)
+        share = Fraction(repr(float(self.value))) * max(int(total), 0) / 100
+        return min(math.ceil(share), MAX_DELAY)
+
+    def __str__(self) -> str:
+        """The infotext form: ``4`` or ``20%``."""
+        return f"{self.value:g}%" if self.percent else str(int(self.value))
+
+    def describe(self, total: int) -> str:
+        """For log lines and titles: ``step 4 of 20`` or ``20 % — step 4 of 20``."""
+        where = f"step {self.steps(total)} of {total}"
+        return f"{self.value:g} % — {where}" if self.percent else where
+
+
+def parse_unit(value: object, source: str, warn: OnceLog | None = None) -> str:
+    """``steps`` or ``%`` from the panel's unit choice or an API argument; anything else is steps, warned once."""
+    if value is None:
+        return STEPS_UNIT
+    unit = _UNIT_NAMES.get(str(value).strip().lower())
+    if unit is None:
+        (warn or process_log).warning(f"{source}: delay unit {value!r} is not 'steps' or '%'; using steps")
+        return STEPS_UNIT
+    return unit
+
+
+def parse_delay_value(value: object, source: str, unit: str = STEPS_UNIT, warn: OnceLog | None = None) -> Delay | None:
+    """A ``Delay`` from any source: text ending in ``%`` is a share of the sampling steps whatever ``unit`` says,
+    other values are in ``unit``.  Shares clamp to 0..100 (warned once); steps follow ``parse_delay``.
+    None (warned once) when unreadable."""
+    if isinstance(value, Delay):  # an X/Y/Z axis value, already parsed with its unit
+        return value
+    warn = warn or process_log
+    text = value.strip() if isinstance(value, str) else None
+    if text is not None and text.endswith("%"):
+        value, unit = text[:-1].strip(), PERCENT_UNIT
+    if unit != PERCENT_UNIT:
+        steps = parse_delay(value, source, warn)
+        return None if steps is None else Delay(steps)
+    number = _as_number(value)
+    if number is None or number in (float("inf"), float("-inf")):
+        warn.warning(f"{source}: delay {value!r} is not a percentage of the sampling steps; ignored")
+        return None
+    if not 0.0 <= number <= 100.0:
+        clamped = min(max(number, 0.0), 100.0)
+        warn.warning(f"{source}: delay {number:g} % is outside 0..100 %; using {clamped:g} %")
+        number = clamped
+    return Delay(number, percent=True)
+
+
 _TRUE = {"true", "1", "yes", "on", "enabled"}
 _FALSE = {"false", "0", "no", "off", "disabled", ""}
 
@@ -113,6 +185,12 @@ class DelaySettings:
     sensitivity: float = 0.3
     auto_min: int = 4  # earliest step auto mode may switch at
     auto_max: int = 7  # undecided images switch here
+    # (delay, earliest, latest) as the user gave them, before shares of the schedule were resolved to the ints above
+    given: tuple[Delay, Delay, Delay] | None = None
+
+    def as_given(self) -> tuple[Delay, Delay, Delay]:
+        """The delay, earliest and latest step as given (steps unless the user gave shares)."""
+        return self.given or (Delay(self.delay), Delay(self.auto_min), Delay(self.auto_max))
 
     @property
     def active(self) -> bool:

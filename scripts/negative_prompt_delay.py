@@ -22,7 +22,7 @@ class NegativePromptDelayScript(scripts.Script):
         return components
 
     def process(self, p, enabled=False, delay=0, *auto_args) -> None:  # noqa: ANN001
-        generation.start_generation(p, enabled, delay, *auto_args[:4])
+        generation.start_generation(p, enabled, delay, *auto_args[:5])
 
     def process_before_every_sampling(self, p, *args, **kwargs) -> None:  # noqa: ANN001
         generation.before_sampling(p)

@@ -94,6 +94,38 @@ def test_fixed_delay_gives_the_rows_it_gives_in_a1111(start, name, tab, fields, 
     assert "E" in "".join(patterns[name]) and "N" in "".join(patterns[name])
 
 
+SHARE_CASES = [
+    ("txt2img", {"sampler_name": "Euler", "steps": 10, "batch_size": 2}, "30%", 3),
+    ("txt2img", {"sampler_name": "Heun", "steps": 8}, "25%", 2),
+    ("img2img", {"sampler_name": "DDIM", "steps": 10, "denoising_strength": 0.6}, "50%", 5),
+    (
+        "txt2img",
+        {"steps": 8, "enable_hr": True, "hr_second_pass_steps": 4, "denoising_strength": 0.6, "hr_cfg": 7.0},
+        "37.5%",
+        3,
+    ),
+]
+
+
+@pytest.mark.parametrize("name", FORKS)
+@pytest.mark.parametrize(("tab", "fields", "share", "delay"), SHARE_CASES)
+def test_a_share_gives_the_rows_of_its_step_delay_in_every_fork(start, name, tab, fields, share, delay):
+    _, rec = start(name)
+    negative = negative_row(rec)
+    patterns = {}
+    for args in ([True, delay], [True, share], [True, float(share[:-1]), False, 0.3, 20, 35, "%"]):
+        generate(rec, tab, args, **fields)
+        patterns[str(args)] = rows_pattern(rec, negative)
+    assert len(set(map(str, patterns.values()))) == 1
+    assert "E" in "".join(patterns[str([True, delay])])
+
+
+def test_share_in_the_log_line_of_a_fork(start, ext_log):
+    _, rec = start("neo")
+    generate(rec, args=[True, "20%"], steps=10)
+    assert ext_log.messages == ["negative prompt from 20 % — step 2 of 10 [Forge Neo neo]"]
+
+
 def test_host_is_detected_and_named_in_the_log_line(start, ext_log):
     _, rec = start("classic")
     generate(rec, args=[True, 2], steps=6)

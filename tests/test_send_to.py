@@ -12,19 +12,22 @@ import logging
 import pytest
 from conftest import TITLE
 
-AUTO_ARGS = [True, 5, True, 0.7, 1, 6]
+AUTO_ARGS = [True, 5, True, 0.7, 1, 6, "steps"]
+PERCENT_ARGS = [True, 20, True, 0.7, 15, 40, "%"]
 
 
 @pytest.mark.parametrize("dest", ["img2img", "inpaint"])
 def test_send_to_carries_enabled_delay_and_auto_settings(sd1, dest):
     h, *_ = sd1
     assert h.sent_script_args(AUTO_ARGS, TITLE, dest) == AUTO_ARGS
+    assert h.sent_script_args(PERCENT_ARGS, TITLE, dest) == PERCENT_ARGS
 
 
 def test_send_to_carries_the_off_state_too(sd1):
     h, *_ = sd1
-    off = [False, 3, False, 0.5, 0, 3]
-    assert h.sent_script_args(off, TITLE, dest_args=[True, 7, True, 0.2, 2, 9]) == off  # img2img held other values
+    off = [False, 3, False, 0.5, 0, 3, "steps"]
+    held = [True, 7, True, 0.2, 2, 9, "%"]
+    assert h.sent_script_args(off, TITLE, dest_args=held) == off  # img2img held other values
 
 
 def test_send_to_pairs_every_field_with_its_twin(sd1):

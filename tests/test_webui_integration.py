@@ -20,12 +20,17 @@ def test_script_loads_like_the_webui_and_builds_real_gradio(sd1):
     h, *_ = sd1
     assert gr.__version__ == "3.41.2"
     for tab in ("txt2img", "img2img"):
-        enabled, delay, auto, sensitivity, auto_min, auto_max = h.components(TITLE, tab)
+        enabled, delay, auto, sensitivity, auto_min, auto_max, unit = h.components(TITLE, tab)
         assert isinstance(enabled, gr.Checkbox) and enabled.value is False
         assert isinstance(delay, gr.Slider) and delay.value == 3 and delay.label.startswith("Delay")
         assert auto.value is False and sensitivity.value == 0.3 and (auto_min.value, auto_max.value) == (4, 7)
+        assert (
+            isinstance(unit, gr.Radio)
+            and unit.value == "steps"
+            and unit.choices in (["steps", "%"], [("steps", "steps"), ("%", "%")])
+        )
     script = h.script(TITLE)
-    assert script.title() == TITLE and script.args_to - script.args_from == 6
+    assert script.title() == TITLE and script.args_to - script.args_from == 7
 
 
 def test_callback_registered_once_per_load(sd1):
@@ -117,13 +122,14 @@ def test_xyz_axes_registered_once(sd1):
     labels = [o.label for o in h.xyz().axis_options if o.label.startswith("[Negative Delay]")]
     assert labels == [
         "[Negative Delay] Delay",
+        "[Negative Delay] Delay (% of steps)",
         "[Negative Delay] Enabled",
         "[Negative Delay] Auto-detect",
         "[Negative Delay] Sensitivity",
     ]
     script_callbacks.before_ui_callback()  # the UI is rebuilt
     labels = [o.label for o in h.xyz().axis_options if o.label.startswith("[Negative Delay]")]
-    assert len(labels) == 4
+    assert len(labels) == 5
 
 
 @pytest.mark.parametrize("text,expected", [("0-4 (+2)", [0, 2, 4]), ("1,3", [1, 3]), ("0-6 [3]", [0, 3, 6])])

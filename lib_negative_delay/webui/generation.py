@@ -33,11 +33,14 @@ from lib_negative_delay.schedule import (
     step_of_evaluation,
 )
 from lib_negative_delay.settings import (
+    STEPS_UNIT,
+    Delay,
     DelaySettings,
     GenerationState,
-    parse_delay,
+    parse_delay_value,
     parse_enabled,
     parse_sensitivity,
+    parse_unit,
     process_log,
 )
 from lib_negative_delay.webui import empty_cond, forge_auto, host, levels, probe
@@ -59,30 +62,45 @@ def settings_from_args(
     sensitivity: object = DelaySettings.sensitivity,
     auto_min: object = DelaySettings.auto_min,
     auto_max: object = DelaySettings.auto_max,
+    unit: object = STEPS_UNIT,
 ) -> DelaySettings:
-    """Combine UI/API args with X/Y/Z overrides on ``p`` into validated settings."""
+    """Combine UI/API args with X/Y/Z overrides on ``p`` into validated settings.
+
+    ``unit`` (``steps`` or ``%``) says what the numbers mean; a value written ``"20%"`` is a share whatever the unit.
+    Shares are resolved here against ``p.steps`` (the first pass's *Sampling steps*), so every X/Y/Z cell resolves
+    its own."""
     enabled = getattr(p, OVERRIDE_ENABLED, enabled)
     delay = getattr(p, OVERRIDE_DELAY, delay)
     auto = getattr(p, OVERRIDE_AUTO, auto)
     sensitivity = getattr(p, OVERRIDE_SENSITIVITY, sensitivity)
+    unit = parse_unit(unit, "delay unit")
     flag = parse_enabled(enabled, "enabled")
-    value = parse_delay(delay, "delay")
+    value = parse_delay_value(delay, "delay", unit)
     if flag and value is None:
         process_log.warning(f"delay {delay!r} is unusable; the extension is off for this generation")
     auto_flag = bool(parse_enabled(auto, "auto-detect"))
     sens = parse_sensitivity(sensitivity, "sensitivity")
-    low = parse_delay(auto_min, "earliest auto step")
-    high = parse_delay(auto_max, "latest auto step")
-    low = DelaySettings.auto_min if low is None else low
-    high = max(low, DelaySettings.auto_max if high is None else high)
+    low = parse_delay_value(auto_min, "earliest auto step", unit) or Delay(DelaySettings.auto_min)
+    high = parse_delay_value(auto_max, "latest auto step", unit) or Delay(DelaySettings.auto_max)
+    usable = value is not None
+    value = value or Delay(0)
+    steps = _sampling_steps(p)
     return DelaySettings(
-        enabled=bool(flag) and value is not None,
-        delay=value or 0,
+        enabled=bool(flag) and usable,
+        delay=value.steps(steps),
         auto=auto_flag,
         sensitivity=DelaySettings.sensitivity if sens is None else sens,
-        auto_min=low,
-        auto_max=high,
+        auto_min=low.steps(steps),
+        auto_max=max(low.steps(steps), high.steps(steps)),
+        given=(value, low, high),
     )
+
+
+def _sampling_steps(p: Any) -> int:
+    try:
+        return max(int(getattr(p, "steps", 0) or 0), 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _is_img2img(p: Any) -> bool:
@@ -105,14 +123,13 @@ def start_generation(p: Any, enabled: object, delay: object, *auto_args: object)
     if not settings.enabled:
         setattr(p, STATE_ATTR, None)
         return None
+    given, low, high = settings.as_given()
     if settings.auto:
         p.extra_generation_params[INFOTEXT_KEY] = "auto"
-        p.extra_generation_params[AUTO_KEY] = (
-            f"sensitivity {settings.sensitivity:g} steps {settings.auto_min}-{settings.auto_max} "
-            f"fallback {settings.delay}"
-        )
+        window = f"steps {low}-{high} fallback {given}"
+        p.extra_generation_params[AUTO_KEY] = f"sensitivity {settings.sensitivity:g} {window}"
     else:
-        p.extra_generation_params[INFOTEXT_KEY] = settings.delay
+        p.extra_generation_params[INFOTEXT_KEY] = str(given) if given.percent else settings.delay
     state = GenerationState(settings=settings)
     setattr(p, STATE_ATTR, state)
     if not settings.active:
@@ -130,19 +147,22 @@ def start_generation(p: Any, enabled: object, delay: object, *auto_args: object)
         return state
     state.never = settings.delay >= steps  # also when a scheduler runs more steps than asked (DDIM at 30: 31)
     if settings.auto:
+        window = f"{settings.auto_min}-{settings.auto_max}"
+        if low.percent or high.percent:
+            window = f"{low}-{high}, steps {window}"
         state.log.info(
             f"negative prompt from the detected critical step (sensitivity {settings.sensitivity:g}, "
-            f"steps {settings.auto_min}-{settings.auto_max} of {steps})" + label
+            f"steps {window} of {steps})" + label
         )
     elif settings.delay >= steps:
+        shown = f"{given} (step {settings.delay})" if given.percent else str(given)
         state.log.warning(
-            f"delay {settings.delay} is not below the {steps} sampling steps: the negative prompt is never applied"
-            + label
+            f"delay {shown} is not below the {steps} sampling steps: the negative prompt is never applied" + label
         )
     else:
-        where = f"from step {settings.delay} of {steps}"
+        where = f"from {given.describe(steps)}"
         if _is_img2img(p):
-            where = f"from the noise level of step {settings.delay} of {steps} (img2img: its first step at or below it)"
+            where = f"from the noise level of {given.describe(steps)} (img2img: its first step at or below it)"
         elif getattr(p, "enable_hr", False):
             where += "; hires pass: from its first step at or below that step's noise level"
         state.log.info("negative prompt " + where + label)

@@ -1,7 +1,9 @@
 """Reading the extension's infotext back (paste, PNG info "Send to", API ``infotext``) and tab-to-tab "Send to".
 
-Keys: ``Negative delay: N`` (or ``auto``), and with auto mode ``Negative delay auto: sensitivity S steps A-B
-fallback N`` plus ``Negative delay steps: 3 4 3`` (the step each image of the batch switched at).
+Keys: ``Negative delay: N`` (steps), ``Negative delay: P%`` (a share of *Sampling steps*) or ``auto``; with auto mode
+``Negative delay auto: sensitivity S steps A-B fallback N`` (each of A, B, N may carry ``%``) plus
+``Negative delay steps: 3 4 3`` (the step each image of the batch switched at).  Infotexts written before shares
+existed carry plain numbers and paste exactly as before (unit ``steps``).
 """
 
 from __future__ import annotations
@@ -9,10 +11,20 @@ from __future__ import annotations
 import re
 
 from lib_negative_delay import INFOTEXT_KEY
-from lib_negative_delay.settings import parse_delay, parse_sensitivity
+from lib_negative_delay.settings import (
+    PERCENT_UNIT,
+    STEPS_UNIT,
+    Delay,
+    parse_delay,
+    parse_delay_value,
+    parse_sensitivity,
+)
 
 AUTO_KEY = f"{INFOTEXT_KEY} auto"
-_AUTO_RE = re.compile(r"sensitivity\s+(?P<s>\S+)\s+steps\s+(?P<a>\d+)-(?P<b>\d+)\s+fallback\s+(?P<f>\d+)")
+_VALUE = r"\d+(?:\.\d+)?\s*%?"
+_AUTO_RE = re.compile(
+    rf"sensitivity\s+(?P<s>\S+)\s+steps\s+(?P<a>{_VALUE})\s*-\s*(?P<b>{_VALUE})\s+fallback\s+(?P<f>{_VALUE})"
+)
 
 
 def _is_auto(params: dict) -> bool:
@@ -24,19 +36,42 @@ def _auto_field(params: dict, name: str) -> str | None:
     return match.group(name) if match else None
 
 
-def pasted_delay(params: dict) -> int | None:
-    """Delay to restore; None leaves the slider as it is (absent or malformed key)."""
+def _delay_text(params: dict) -> str | None:
+    """The fixed delay as written (the fallback in auto mode); None when absent or unreadable."""
     if INFOTEXT_KEY not in params:
         return None
-    if _is_auto(params):
-        fallback = _auto_field(params, "f")
-        return None if fallback is None else parse_delay(fallback, f"pasted infotext '{AUTO_KEY}'")
-    return parse_delay(params[INFOTEXT_KEY], f"pasted infotext '{INFOTEXT_KEY}'")
+    return _auto_field(params, "f") if _is_auto(params) else str(params[INFOTEXT_KEY])
+
+
+def _pasted(params: dict) -> Delay | None:
+    text = _delay_text(params)
+    key = AUTO_KEY if _is_auto(params) else INFOTEXT_KEY
+    return None if text is None else parse_delay_value(text, f"pasted infotext '{key}'")
+
+
+def _number(delay: Delay) -> int | float:
+    """A slider value: whole numbers as int (the slider's type, which the API converts pasted values to)."""
+    return int(delay.value) if float(delay.value).is_integer() else float(delay.value)
+
+
+def pasted_delay(params: dict) -> int | float | None:
+    """Delay to restore, in the pasted unit (``pasted_unit``); None leaves the slider as it is (absent or
+    malformed key)."""
+    delay = _pasted(params)
+    return None if delay is None else _number(delay)
+
+
+def pasted_unit(params: dict) -> str | None:
+    """``%`` when the pasted delay is a share, ``steps`` when it is a step count, unchanged when absent/unreadable."""
+    delay = _pasted(params)
+    if delay is None:
+        return None
+    return PERCENT_UNIT if delay.percent else STEPS_UNIT
 
 
 def pasted_enabled(params: dict) -> bool:
     """Enabled exactly when the infotext carries a usable delay or ``auto`` (images made without it turn it off)."""
-    return _is_auto(params) or pasted_delay(params) is not None
+    return _is_auto(params) or _pasted(params) is not None
 
 
 def pasted_auto(params: dict) -> bool | None:
@@ -51,17 +86,44 @@ def pasted_sensitivity(params: dict) -> float | None:
     return None if value is None else parse_sensitivity(value, f"pasted infotext '{AUTO_KEY}'")
 
 
-def pasted_auto_min(params: dict) -> int | None:
-    value = _auto_field(params, "a") if _is_auto(params) else None
-    return None if value is None else parse_delay(value, f"pasted infotext '{AUTO_KEY}'")
+def _pasted_window(params: dict, name: str) -> int | float | None:
+    """An auto window bound in the unit of the pasted delay (the panel has one unit for all three values).
+
+    A bound written in the other unit (only X/Y/Z and API calls can mix them) is converted with the infotext's
+    ``Steps``: p % to the step it resolves to, a step count to its share (None when ``Steps`` is unreadable)."""
+    text = _auto_field(params, name) if _is_auto(params) else None
+    delay = _pasted(params)
+    if text is None or delay is None:
+        return None
+    bound = parse_delay_value(text, f"pasted infotext '{AUTO_KEY}'")
+    if bound is None or bound.percent == delay.percent:
+        return None if bound is None else _number(bound)
+    steps = parse_delay(params.get("Steps"), "pasted infotext 'Steps'")
+    if not steps:
+        return None
+    if bound.percent:
+        return bound.steps(steps)
+    share = 100.0 * bound.value / steps
+    return int(share) if share.is_integer() else round(share, 4)
 
 
-def pasted_auto_max(params: dict) -> int | None:
-    value = _auto_field(params, "b") if _is_auto(params) else None
-    return None if value is None else parse_delay(value, f"pasted infotext '{AUTO_KEY}'")
+def pasted_auto_min(params: dict) -> int | float | None:
+    return _pasted_window(params, "a")
 
 
-READERS = (pasted_enabled, pasted_delay, pasted_auto, pasted_sensitivity, pasted_auto_min, pasted_auto_max)
+def pasted_auto_max(params: dict) -> int | float | None:
+    return _pasted_window(params, "b")
+
+
+READERS = (
+    pasted_enabled,
+    pasted_delay,
+    pasted_auto,
+    pasted_sensitivity,
+    pasted_auto_min,
+    pasted_auto_max,
+    pasted_unit,
+)
 """One reader per panel component, in ``ui.build`` order."""
 
 
@@ -76,6 +138,6 @@ def paste_field_names() -> list:
     "Send to img2img/inpaint" under txt2img's gallery copies each txt2img field whose infotext target is ``in`` this
     list (plus the WebUI's Prompt, Steps, Seed ...) to the img2img field with a matching target, paired by position.
     Our targets are these module-level functions, the same objects in both tabs, and ``in`` compares by ``==``
-    (identity for functions), so all six components travel; a key string would match no field at all.
+    (identity for functions), so all seven components travel; a key string would match no field at all.
     """
     return list(READERS)

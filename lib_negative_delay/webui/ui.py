@@ -9,21 +9,40 @@ The title's "from step N of S" suffix and the controls' hover tooltips are maint
 from __future__ import annotations
 
 from lib_negative_delay import MAX_DELAY, TITLE
-from lib_negative_delay.settings import DelaySettings
+from lib_negative_delay.settings import PERCENT_UNIT, STEPS_UNIT, UNITS, DelaySettings, parse_unit
 from lib_negative_delay.webui import host, options
 
 HELP = (
-    "Until step *Delay* the negative prompt is left empty. Try 2-5 of 20-30 steps.\n\n"
+    "Until *Delay* the negative prompt is left empty. Try 2-5 of 20-30 steps, or 10-20 % in % mode.\n\n"
     "Auto-detect finds that step for each image. Hover a control for details."
 )
 """Two short lines under the controls; the details are in the tooltips (JS) and the README."""
 
 
-def step_slider(value: int, label: str, elem_id: str) -> object:
-    """A slider over sampling steps 0..MAX_DELAY."""
+LABELS = {
+    STEPS_UNIT: ("Delay (sampling steps)", "Earliest step", "Latest step"),
+    PERCENT_UNIT: ("Delay (% of sampling steps)", "Earliest (% of steps)", "Latest (% of steps)"),
+}
+"""The three sliders' labels per unit (the first pair names the components: ``ui-config.json`` keys use them)."""
+
+
+def step_slider(value: float, label: str, elem_id: str) -> object:
+    """A slider over 0..MAX_DELAY sampling steps (0..100 in % mode: ``javascript/`` caps what the page shows).
+
+    Its value is a float so that the API's ``infotext`` field, which converts pasted values to the type of the
+    component's default, keeps a fractional share such as 12.5 % (an int default would truncate it to 12)."""
     import gradio as gr
 
-    return gr.Slider(minimum=0, maximum=MAX_DELAY, step=1, value=value, label=label, elem_id=elem_id)
+    return gr.Slider(minimum=0, maximum=MAX_DELAY, step=1, value=float(value), label=label, elem_id=elem_id)
+
+
+def unit_update(unit: str) -> tuple:
+    """``unit.change`` handler: the three sliders' labels follow the unit; their values are left as they are
+    (a paste sets unit and values together; the page converts values only when the user clicks the unit)."""
+    import gradio as gr
+
+    labels = LABELS[parse_unit(unit, "delay unit")]
+    return tuple(gr.update(label=label) for label in labels)
 
 
 def auto_row_update(auto: bool) -> dict:
@@ -37,14 +56,21 @@ def auto_row_update(auto: bool) -> dict:
 
 def build(is_img2img: bool) -> list:
     """Build the panel; returns the components in API order:
-    ``[enabled, delay, auto, sensitivity, auto_min, auto_max]``."""
+    ``[enabled, delay, auto, sensitivity, auto_min, auto_max, unit]``."""
     import gradio as gr
 
     tab = "img2img" if is_img2img else "txt2img"
     with gr.Accordion(TITLE, open=options.panel_open(), elem_id=f"negative_delay_{tab}"):
         with gr.Row():
             enabled = gr.Checkbox(label="Enabled", value=False, elem_id=f"negative_delay_{tab}_enabled")
-            delay = step_slider(options.default_delay(), "Delay (sampling steps)", f"negative_delay_{tab}_delay")
+            delay = step_slider(options.default_delay(), LABELS[STEPS_UNIT][0], f"negative_delay_{tab}_delay")
+            unit = gr.Radio(
+                choices=list(UNITS),
+                value=STEPS_UNIT,
+                label="Unit",
+                elem_id=f"negative_delay_{tab}_unit",
+                elem_classes=["negative-delay-unit"],
+            )
         note = host.panel_note(host.detect())
         auto = gr.Checkbox(
             label="Auto-detect critical step",
@@ -66,8 +92,10 @@ def build(is_img2img: bool) -> list:
                 label="Sensitivity",
                 elem_id=f"negative_delay_{tab}_sensitivity",
             )
-            auto_min = step_slider(DelaySettings.auto_min, "Earliest step", f"negative_delay_{tab}_auto_min")
-            auto_max = step_slider(DelaySettings.auto_max, "Latest step", f"negative_delay_{tab}_auto_max")
+            auto_min = step_slider(DelaySettings.auto_min, LABELS[STEPS_UNIT][1], f"negative_delay_{tab}_auto_min")
+            auto_max = step_slider(DelaySettings.auto_max, LABELS[STEPS_UNIT][2], f"negative_delay_{tab}_auto_max")
         gr.Markdown(HELP, elem_classes=["negative-delay-help"])
     auto.change(fn=auto_row_update, inputs=[auto], outputs=[auto_row], show_progress="hidden", queue=False)
-    return [enabled, delay, auto, sensitivity, auto_min, auto_max]
+    unit.change(fn=unit_update, inputs=[unit], outputs=[delay, auto_min, auto_max], show_progress="hidden", queue=False)
+    # unit last: API calls written before it existed ([enabled, delay, ...]) keep meaning steps
+    return [enabled, delay, auto, sensitivity, auto_min, auto_max, unit]

@@ -1,14 +1,21 @@
-"""X/Y/Z plot axes: ``[Negative Delay] Delay`` and ``[Negative Delay] Enabled``."""
+"""X/Y/Z plot axes: ``[Negative Delay] Delay`` (steps), ``[Negative Delay] Delay (% of steps)``, ``Enabled``,
+``Auto-detect`` and ``Sensitivity``.
+
+The delay axes carry their unit with each value (a ``Delay``), so a steps axis means steps and a % axis means shares
+whatever unit the panel is set to; the panel's auto-detect window keeps the panel's unit.  The % axis takes a list
+(``10%, 20%, 30%`` or ``10, 20, 30``): the X/Y/Z script expands ``a-b (step)`` ranges only for plain int and float
+axes, and a float axis could not read ``20%``."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from lib_negative_delay import XYZ_PREFIX
-from lib_negative_delay.settings import parse_delay, parse_enabled, parse_sensitivity, process_log
+from lib_negative_delay.settings import Delay, parse_delay, parse_enabled, parse_sensitivity, process_log
 from lib_negative_delay.webui.generation import OVERRIDE_AUTO, OVERRIDE_DELAY, OVERRIDE_ENABLED, OVERRIDE_SENSITIVITY
 
 DELAY_LABEL = f"{XYZ_PREFIX} Delay"
+PERCENT_LABEL = f"{XYZ_PREFIX} Delay (% of steps)"
 ENABLED_LABEL = f"{XYZ_PREFIX} Enabled"
 AUTO_LABEL = f"{XYZ_PREFIX} Auto-detect"
 SENSITIVITY_LABEL = f"{XYZ_PREFIX} Sensitivity"
@@ -26,10 +33,24 @@ def find_xyz_module() -> Any | None:
 
 def apply_delay(p: Any, value: object, _values: object) -> None:
     """Axis value → delay override; putting the delay on an axis turns the extension on for the cell."""
-    delay = parse_delay(value, "X/Y/Z axis")
+    delay = value if isinstance(value, Delay) else parse_delay(value, "X/Y/Z axis")
     if delay is not None:
-        setattr(p, OVERRIDE_DELAY, delay)
+        setattr(p, OVERRIDE_DELAY, delay if isinstance(delay, Delay) else Delay(delay))
         setattr(p, OVERRIDE_ENABLED, True)
+
+
+def percent_value(text: object) -> Delay:
+    """The % axis's value type: ``20%``, ``20 %`` or ``20`` → a share of 20 %; ValueError (the X/Y/Z script shows
+    it before any image is made) for anything that is not a number from 0 to 100."""
+    raw = str(text).strip()
+    number = raw[:-1].strip() if raw.endswith("%") else raw
+    try:
+        share = float(number)
+    except ValueError:
+        share = float("nan")
+    if not 0.0 <= share <= 100.0:
+        raise ValueError(f"{PERCENT_LABEL}: {raw!r} is not a share of the sampling steps from 0 to 100 %")
+    return Delay(share, percent=True)
 
 
 def apply_enabled(p: Any, value: object, _values: object) -> None:
@@ -76,6 +97,7 @@ def register_axes(quiet: bool = False) -> None:
         xyz.axis_options.extend(
             [
                 xyz.AxisOption(DELAY_LABEL, int, apply_delay, confirm=confirm_delays),
+                xyz.AxisOption(PERCENT_LABEL, percent_value, apply_delay),
                 xyz.AxisOption(ENABLED_LABEL, str, apply_enabled, choices=lambda: ["True", "False"]),
                 xyz.AxisOption(AUTO_LABEL, str, apply_auto, choices=lambda: ["True", "False"]),
                 xyz.AxisOption(SENSITIVITY_LABEL, float, apply_sensitivity),
