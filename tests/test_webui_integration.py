@@ -122,10 +122,10 @@ def test_xyz_axes_registered_once(sd1):
     labels = [o.label for o in h.xyz().axis_options if o.label.startswith("[Negative Delay]")]
     assert labels == [
         "[Negative Delay] Delay",
-        "[Negative Delay] Delay (% of steps)",
         "[Negative Delay] Enabled",
         "[Negative Delay] Auto-detect",
         "[Negative Delay] Sensitivity",
+        "[Negative Delay] Delay (% of steps)",  # last: X/Y/Z API calls name axes by index
     ]
     script_callbacks.before_ui_callback()  # the UI is rebuilt
     labels = [o.label for o in h.xyz().axis_options if o.label.startswith("[Negative Delay]")]

@@ -206,6 +206,64 @@ SCENARIOS += [
         },
     },
     {"name": "lora", "endpoint": "txt2img", "payload": _payload(prompt=f"a cat <lora:{LORA}:0.8>")},
+    # the delay as a share of Sampling steps: "50%" of 6 and of 8 steps, a share given with the unit argument, a
+    # fraction of a step (30 % of 7 = 2.1: step 3), hires fix, and X/Y/Z over shares and over Steps
+    {"name": "percent-6-steps", "endpoint": "txt2img", "payload": _payload(alwayson_scripts=_npd(True, "50%"))},
+    {
+        "name": "percent-8-steps-unit",
+        "endpoint": "txt2img",
+        "payload": _payload(steps=8, alwayson_scripts=_npd(True, 50, False, 0.3, 20, 35, "%")),
+    },
+    {
+        "name": "percent-fraction",
+        "endpoint": "txt2img",
+        "payload": _payload(steps=7, sampler_name="Heun", alwayson_scripts=_npd(True, "30%")),
+    },
+    {
+        "name": "percent-hires",
+        "endpoint": "txt2img",
+        "payload": _payload(
+            steps=8,
+            enable_hr=True,
+            hr_scale=2,
+            hr_upscaler="Latent",
+            hr_second_pass_steps=4,
+            denoising_strength=0.6,
+            alwayson_scripts=_npd(True, "37.5%"),
+        ),
+    },
+    {
+        "name": "percent-img2img",
+        "endpoint": "img2img",
+        "payload": _payload(init_image="gray64", steps=8, denoising_strength=0.6, alwayson_scripts=_npd(True, "62.5%")),
+    },
+    {
+        "name": "percent-xyz",
+        "endpoint": "txt2img",
+        "payload": _payload(
+            alwayson_scripts=_npd(False, 0),
+            script={
+                "name": "X/Y/Z plot",
+                "args": {
+                    "X type": "[Negative Delay] Delay (% of steps)",
+                    "X values": "0%, 33%, 50",
+                    "Y type": "Nothing",
+                    "Z type": "Nothing",
+                },
+            },
+        ),
+    },
+    {
+        "name": "percent-xyz-over-steps",
+        "endpoint": "txt2img",
+        "payload": _payload(
+            alwayson_scripts=_npd(True, "25%"),
+            script={
+                "name": "X/Y/Z plot",
+                "args": {"X type": "Steps", "X values": "4,8", "Y type": "Nothing", "Z type": "Nothing"},
+            },
+        ),
+    },
 ]
 
 DEFAULT_CONTROLS = {"EMPTY": {"negative_prompt": ""}, "NEGATIVE": {}}

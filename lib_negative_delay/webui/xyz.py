@@ -97,10 +97,11 @@ def register_axes(quiet: bool = False) -> None:
         xyz.axis_options.extend(
             [
                 xyz.AxisOption(DELAY_LABEL, int, apply_delay, confirm=confirm_delays),
-                xyz.AxisOption(PERCENT_LABEL, percent_value, apply_delay),
                 xyz.AxisOption(ENABLED_LABEL, str, apply_enabled, choices=lambda: ["True", "False"]),
                 xyz.AxisOption(AUTO_LABEL, str, apply_auto, choices=lambda: ["True", "False"]),
                 xyz.AxisOption(SENSITIVITY_LABEL, float, apply_sensitivity),
+                # last: API calls name axes by their index in this list, so earlier axes keep theirs
+                xyz.AxisOption(PERCENT_LABEL, percent_value, apply_delay),
             ]
         )
     except Exception as exc:  # a UI hook must never stop the WebUI from starting
