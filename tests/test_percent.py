@@ -341,6 +341,6 @@ def test_unit_choice_sits_beside_the_delay_and_relabels_the_sliders(sd1):
     enabled, delay, *_, unit = h.components(TITLE, "txt2img")
     assert unit.parent is delay.parent  # one row (gradio wraps a row's form fields in one Form)
     assert ui.unit_update("%") == tuple(
-        gr.update(label=x) for x in ("Delay (% of sampling steps)", "Earliest (% of steps)", "Latest (% of steps)")
+        gr.update(label=x) for x in ("Delay (% of steps)", "Earliest (% of steps)", "Latest (% of steps)")
     )
     assert ui.unit_update("steps")[0] == gr.update(label="Delay (sampling steps)")

@@ -21,7 +21,7 @@ HELP = (
 
 LABELS = {
     STEPS_UNIT: ("Delay (sampling steps)", "Earliest step", "Latest step"),
-    PERCENT_UNIT: ("Delay (% of sampling steps)", "Earliest (% of steps)", "Latest (% of steps)"),
+    PERCENT_UNIT: ("Delay (% of steps)", "Earliest (% of steps)", "Latest (% of steps)"),
 }
 """The three sliders' labels per unit (the first pair names the components: ``ui-config.json`` keys use them)."""
 
