@@ -1,5 +1,5 @@
-"""Inpainting follows the img2img rule (README, "img2img, inpainting and hires fix"): every evaluation is mapped by its noise
-level, whatever the mask, "Inpaint only masked", a script's mask blend or an inpainting UNet does.
+"""Inpainting follows the img2img rule (README, "img2img, inpainting and hires fix"): every evaluation is mapped by
+its noise level, whatever the mask, "Inpaint only masked", a script's mask blend or an inpainting UNet does.
 
 The stand-in models v1.10.1's inpainting (modules/processing.py StableDiffusionProcessingImg2Img, modules/masking.py,
 the CFG denoiser's mask blend); the first tests check the facts the others rely on.
