@@ -433,20 +433,10 @@ def plot(doc: dict, path: Path) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options (the case options have bench_delay's meaning and defaults)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seeds", type=int, default=64, help="seeds per accessory (default 64)")
-    ap.add_argument("--first-seed", type=int, default=0)
-    ap.add_argument("--prompts", type=int, default=8, help="prompts per accessory (default 8)")
-    ap.add_argument("--prompt-seed", type=int, default=1234)
-    ap.add_argument("--prompt-set", choices=["implied", "any"], default="implied")
-    ap.add_argument("--pairing", choices=["cycle", "cross"], default="cycle")
-    ap.add_argument("--negatives", default=",".join(bd.ACCESSORIES), help="comma-separated accessories")
+    bd.add_case_options(ap, samplers="Euler,Heun")
     ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--cfg", type=float, default=7.0)
-    ap.add_argument("--samplers", default="Euler,Heun", help="comma-separated WebUI sampler names")
     ap.add_argument("--fractions", default="0.1,0.2,0.3", help="fractions of the steps (default 0.1,0.2,0.3)")
-    ap.add_argument("--batch", type=int, default=64, help="images per generation (default 64)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    ap.add_argument("--no-memo", action="store_true", help="compute every UNet evaluation")
     ap.add_argument("--note", default="", help="free text stored in the JSON's config (e.g. why fewer seeds)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     ap.add_argument("--quick", action="store_true", help="16 seeds, 2 prompts per accessory")
@@ -505,26 +495,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     doc = {
         "config": {
-            "seeds": args.seeds,
-            "first_seed": args.first_seed,
-            "prompts": {n: cases[n][0] for n in args.negatives},
-            "prompt_set": args.prompt_set,
-            "pairing": args.pairing,
+            **bd.case_config(args, cases, samplers, model),
             "cases": len([1 for g in cases[first][1] for _ in g]),
-            "negatives": args.negatives,
             "steps": args.steps,
-            "cfg_scale": args.cfg,
-            "samplers": samplers,
             "fractions": args.fractions,
             "delays": [delay_of(f, args.steps) for f in args.fractions],
-            "scheduler": "Automatic",
-            "size": "32x32",
-            "batch": args.batch,
-            "torch_threads": torch.get_num_threads(),
-            "memo": not args.no_memo,
-            "quick": args.quick,
             "note": args.note,
-            "model": model.sd_model_hash,
         },
         "definitions": {
             "removal": "share of the cases with the accessory without the negative prompt that have none with it "

@@ -475,10 +475,32 @@ def plot(doc: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Command-line options."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seeds", type=int, default=64, help="number of seeds (default 64)")
+def case_config(args: argparse.Namespace, cases: dict, samplers: list[str], model: Any) -> dict:
+    """The JSON ``config`` entries that name the cases and how they ran (``add_case_options``' values; shared with
+    the studies built on this benchmark)."""
+    return {
+        "seeds": args.seeds,
+        "first_seed": args.first_seed,
+        "prompts": {n: cases[n][0] for n in args.negatives},
+        "prompt_set": args.prompt_set,
+        "pairing": args.pairing,
+        "negatives": args.negatives,
+        "cfg_scale": args.cfg,
+        "samplers": samplers,
+        "scheduler": "Automatic",
+        "size": "32x32",
+        "batch": args.batch,
+        "torch_threads": torch.get_num_threads(),
+        "memo": not args.no_memo,
+        "quick": args.quick,
+        "model": model.sd_model_hash,
+    }
+
+
+def add_case_options(ap: argparse.ArgumentParser, samplers: str = "Euler,DPM++ 2M") -> None:
+    """The options that choose the benchmark's cases (shared by the studies built on them: same meaning, same
+    defaults, so their cases are this benchmark's)."""
+    ap.add_argument("--seeds", type=int, default=64, help="seeds (= cases) per accessory (default 64)")
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--prompts", type=int, default=8, help="number of prompts per accessory (default 8)")
     ap.add_argument("--prompt-seed", type=int, default=1234, help="seed of toy.world.prompts_implying")
@@ -491,10 +513,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--pairing", choices=["cycle", "cross"], default="cycle")
     ap.add_argument("--negatives", default=",".join(ACCESSORIES), help="comma-separated accessories (default all)")
-    ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--cfg", type=float, default=7.0)
-    ap.add_argument("--samplers", default="Euler,DPM++ 2M", help="comma-separated WebUI sampler names")
+    ap.add_argument("--samplers", default=samplers, help=f"comma-separated WebUI sampler names (default {samplers})")
     ap.add_argument("--batch", type=int, default=64, help="images per generation (default 64)")
+    ap.add_argument("--no-memo", action="store_true", help="compute every UNet evaluation")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line options."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_case_options(ap)
+    ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--timing-batch", type=int, default=8)
     ap.add_argument("--timing-repeats", type=int, default=7)
     ap.add_argument(
@@ -503,7 +532,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="torch threads (0: torch's default); 1 avoids oversubscription when another process uses the cores",
     )
-    ap.add_argument("--no-memo", action="store_true", help="compute every UNet evaluation")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out"))
     ap.add_argument("--replot", metavar="JSON", help="only rewrite table.md and the plot from a bench_delay.json")
     ap.add_argument("--quick", action="store_true", help="16 seeds, 2 prompts, 3 timing repeats")
@@ -568,23 +596,9 @@ def main(argv: list[str] | None = None) -> int:
                 pooled[sampler] = aggregate(pool(outcomes), every, list(dict.fromkeys(every)))
     doc = {
         "config": {
-            "seeds": args.seeds,
-            "first_seed": args.first_seed,
-            "prompts": {n: cases[n][0] for n in args.negatives},
-            "prompt_set": args.prompt_set,
-            "pairing": args.pairing,
+            **case_config(args, cases, samplers, model),
             "cases": len(case_prompts[args.negatives[0]]),
-            "negatives": args.negatives,
             "steps": args.steps,
-            "cfg_scale": args.cfg,
-            "samplers": samplers,
-            "scheduler": "Automatic",
-            "size": "32x32",
-            "batch": args.batch,
-            "torch_threads": torch.get_num_threads(),
-            "memo": not args.no_memo,
-            "quick": args.quick,
-            "model": model.sd_model_hash,
         },
         "definitions": {
             "rate": "toy.presence.accessory_present(image, accessory) on the generated image",

@@ -45,12 +45,21 @@ for _p in (str(ROOT / "bench"), str(ROOT / "webui_standin"), str(ROOT)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from bench_delay import UNetMeter, _clean, aggregate, case_outcomes, generate, make_cases, pool  # noqa: E402
+from bench_delay import (  # noqa: E402
+    UNetMeter,
+    _clean,
+    add_case_options,
+    aggregate,
+    case_config,
+    case_outcomes,
+    generate,
+    make_cases,
+    pool,
+)
 
 from lib_negative_delay.settings import Delay  # noqa: E402
 from toy import metrics  # noqa: E402
 from toy.model import ToyLDM  # noqa: E402
-from toy.world import ACCESSORIES  # noqa: E402
 
 BENCH_DELAY_JSON = ROOT / "bench" / "results" / "bench_delay.json"
 ROW_KEYS = ("score", "score_sem", "removal", "rate", "ssim")  # per-delay fields kept in bench_steps.json
@@ -266,18 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--steps-list", default="10,20,30,50", help="comma-separated numbers of sampling steps")
     ap.add_argument("--reference-steps", type=int, default=20, help="the S whose best delay is carried (default 20)")
     ap.add_argument("--max-share", type=float, default=60.0, help="run delays up to this %% of S (default 60)")
-    ap.add_argument("--seeds", type=int, default=64, help="seeds (= cases) per accessory (default 64)")
-    ap.add_argument("--first-seed", type=int, default=0)
-    ap.add_argument("--prompts", type=int, default=8, help="prompts per accessory (default 8)")
-    ap.add_argument("--prompt-seed", type=int, default=1234)
-    ap.add_argument("--prompt-set", choices=["implied", "any"], default="implied")
-    ap.add_argument("--pairing", choices=["cycle", "cross"], default="cycle")
-    ap.add_argument("--negatives", default=",".join(ACCESSORIES), help="comma-separated accessories (default all)")
-    ap.add_argument("--cfg", type=float, default=7.0)
-    ap.add_argument("--samplers", default="Euler,DPM++ 2M", help="comma-separated WebUI sampler names")
-    ap.add_argument("--batch", type=int, default=64, help="images per generation (default 64)")
+    add_case_options(ap)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1; 0: torch's default)")
-    ap.add_argument("--no-memo", action="store_true", help="compute every UNet evaluation")
     ap.add_argument("--compare", default=str(BENCH_DELAY_JSON), help="bench_delay.json to compare S = 20 with")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out"))
     ap.add_argument("--replot", metavar="JSON", help="only redraw the plot from a bench_steps.json")
@@ -377,26 +376,12 @@ def main(argv: list[str] | None = None) -> int:
             results[sampler] = res
     doc: dict[str, Any] = {
         "config": {
-            "seeds": args.seeds,
-            "first_seed": args.first_seed,
-            "prompts": {n: cases[n][0] for n in args.negatives},
-            "prompt_set": args.prompt_set,
-            "pairing": args.pairing,
+            **case_config(args, cases, samplers, model),
             "cases": len(case_prompts[args.negatives[0]]),
             "cases_pooled": len(every),
-            "negatives": args.negatives,
             "steps_list": sorted(order),
             "reference_steps": args.reference_steps,
             "max_share_percent": args.max_share,
-            "cfg_scale": args.cfg,
-            "samplers": samplers,
-            "scheduler": "Automatic",
-            "size": "32x32",
-            "batch": args.batch,
-            "torch_threads": torch.get_num_threads(),
-            "memo": not args.no_memo,
-            "quick": args.quick,
-            "model": model.sd_model_hash,
         },
         "definitions": {
             "score": metrics.SCORE_DEFINITION + " (bench_delay.aggregate); pooled = the three accessories' cases",
