@@ -99,6 +99,15 @@ def _npd(*args) -> dict:
     return {TITLE: {"args": list(args)}}
 
 
+HIRES = {  # 8 steps, then a Latent x2 hires pass of 4 steps at denoising 0.6
+    "steps": 8,
+    "enable_hr": True,
+    "hr_scale": 2,
+    "hr_upscaler": "Latent",
+    "hr_second_pass_steps": 4,
+    "denoising_strength": 0.6,
+}
+
 SCENARIOS: list[dict] = []
 
 for _sampler in SAMPLERS:
@@ -150,15 +159,7 @@ SCENARIOS += [
     {
         "name": "hires-fix",
         "endpoint": "txt2img",
-        "payload": _payload(
-            steps=8,
-            enable_hr=True,
-            hr_scale=2,
-            hr_upscaler="Latent",
-            hr_second_pass_steps=4,
-            denoising_strength=0.6,
-            alwayson_scripts=_npd(True, 3),
-        ),
+        "payload": _payload(**HIRES, alwayson_scripts=_npd(True, 3)),
     },
     {
         "name": "clip-skip-2",
@@ -222,15 +223,7 @@ SCENARIOS += [
     {
         "name": "percent-hires",
         "endpoint": "txt2img",
-        "payload": _payload(
-            steps=8,
-            enable_hr=True,
-            hr_scale=2,
-            hr_upscaler="Latent",
-            hr_second_pass_steps=4,
-            denoising_strength=0.6,
-            alwayson_scripts=_npd(True, "37.5%"),
-        ),
+        "payload": _payload(**HIRES, alwayson_scripts=_npd(True, "37.5%")),
     },
     {
         "name": "percent-img2img",
