@@ -43,6 +43,25 @@ def describe(cond: Cond) -> str:
     return str(tuple(cond.shape)) if hasattr(cond, "shape") else type(cond).__name__
 
 
+CONTROL_MARK = 1024.0
+"""ControlNet for A1111 (Mikubill/sd-webui-controlnet, ``hook.mark_prompt_context``) puts one extra first token row
+of +1024 (positive) or -1024 (negative) in front of every conditioning while a unit is active, and its UNet hook
+reads and strips it to tell cond rows from uncond rows."""
+
+
+def control_marker(target: torch.Tensor, chunk: int) -> torch.Tensor | None:
+    """The marker rows ``[batch, 1, dim]`` of a conditioning marked by ControlNet, or None.
+
+    Marked: one token more than whole chunks, and every value of the first token row within 1e-3 of +-1024 in
+    every image (ControlNet's own test is that mean distance; no text encoder produces such a row)."""
+    if target.shape[1] % chunk != 1:
+        return None
+    first = target[:, :1, :]
+    if not bool(((first.float().abs() - CONTROL_MARK).abs() < 1e-3).all()):
+        return None
+    return first
+
+
 def fit_empty(empty: Cond, like: Cond) -> Cond:
     """Repeat the one-row ``empty`` conditioning to the batch, token length, device and dtype of ``like``.
 
@@ -50,7 +69,10 @@ def fit_empty(empty: Cond, like: Cond) -> Cond:
     WebUI's "pad prompt/negative prompt" option does; attention over repeated identical chunks equals
     attention over one chunk, so this changes nothing but keeps cond and uncond batchable together.
     A length that is not a whole number of chunks keeps the empty prompt's own length (the WebUI
-    then pads or evaluates separately, as it would for any negative prompt).
+    then pads or evaluates separately, as it would for any negative prompt).  A negative marked by ControlNet
+    (``control_marker``) gives the empty prompt the same marker row first, so ControlNet still sees an uncond row
+    and cond and uncond keep one length (an unmarked, shorter uncond would be evaluated separately and taken for
+    a positive row).
     """
     if isinstance(empty, dict) != isinstance(like, dict):
         raise UnsupportedConditioning(f"empty prompt {describe(empty)} does not match negative {describe(like)}")
@@ -60,8 +82,12 @@ def fit_empty(empty: Cond, like: Cond) -> Cond:
         raise UnsupportedConditioning(f"empty prompt {describe(empty)} does not match negative {describe(like)}")
     batch, tokens = target.shape[0], target.shape[1]
     chunk = source.shape[1]
-    repeats = tokens // chunk if tokens % chunk == 0 else 1
+    marker = control_marker(target, chunk)
+    text = tokens - (0 if marker is None else 1)
+    repeats = text // chunk if text % chunk == 0 else 1
     tokens_out = source[:1].repeat(batch, repeats, 1).to(device=target.device, dtype=target.dtype)
+    if marker is not None:
+        tokens_out = torch.cat([marker, tokens_out], dim=1)
     if not isinstance(like, dict):
         return tokens_out
 

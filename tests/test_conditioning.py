@@ -67,3 +67,22 @@ def test_cache_reuses_and_evicts():
     cache.get("k", empty, torch.zeros(4, 77, 8))
     assert len(cache) == 2
     assert cache.get("k", empty, torch.zeros(2, 77, 8)) is not a
+
+
+def test_a_controlnet_marked_negative_gives_a_marked_empty_prompt():
+    from lib_negative_delay.conditioning import control_marker
+
+    empty = torch.randn(1, 77, 8)
+    marked = torch.cat([torch.full((2, 1, 8), -1024.0), torch.randn(2, 154, 8)], dim=1)
+    out = fit_empty(empty, marked)
+    assert out.shape == (2, 155, 8) and torch.equal(out[:, :1], marked[:, :1])
+    assert torch.equal(out[:, 1:], empty.repeat(2, 2, 1))
+    sdxl = fit_empty(
+        {"crossattn": empty, "vector": torch.zeros(1, 4)}, {"crossattn": marked, "vector": torch.ones(2, 4)}
+    )
+    assert sdxl["crossattn"].shape == (2, 155, 8) and torch.all(sdxl["crossattn"][:, 0] == -1024.0)
+    # not a marker: a 78-token text row, or a first row that is not +-1024 in every image
+    assert control_marker(torch.randn(2, 78, 8), 77) is None
+    half = marked[:, :78].clone()
+    half[1, 0] = 3.0
+    assert control_marker(half, 77) is None and fit_empty(empty, half).shape == (2, 77, 8)

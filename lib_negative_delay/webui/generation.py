@@ -302,9 +302,20 @@ def _record_auto_steps(state: GenerationState, p: Any) -> None:
     p.extra_generation_params[STEPS_KEY] = " ".join(str(x) for x in state.auto_steps)
 
 
-def _auto_failed(state: GenerationState, exc: Exception) -> None:
-    state.detector = None
-    state.log.warning(f"auto-detection failed ({exc}); using the fixed delay {state.settings.delay}")
+def _auto_failed(state: GenerationState, p: Any, exc: Exception) -> None:
+    """Fall back to the fixed delay for the images not switched yet; images that switched keep their step (going
+    back to the empty prompt would give neither result).  The infotext and the hires pass get those steps."""
+    detector, state.detector = state.detector, None
+    delay = state.settings.delay
+    switched = [] if detector is None else detector.switch_at
+    kept = ""
+    if any(at is not None for at in switched):
+        state.starts = [delay if at is None else at for at in switched]
+        kept = " for the images not switched yet"
+    total = state.reference.steps if state.reference else MAX_DELAY
+    state.auto_steps = [min(total, at) for at in state.starts or [delay] * (detector.batch if detector else 1)]
+    p.extra_generation_params[STEPS_KEY] = " ".join(str(x) for x in state.auto_steps)
+    state.log.warning(f"auto-detection failed ({exc}); using the fixed delay {delay}{kept}")
 
 
 def _uses_negative(state: GenerationState, p: Any, params: Any, step: int) -> list[bool]:
@@ -322,7 +333,7 @@ def _uses_negative(state: GenerationState, p: Any, params: Any, step: int) -> li
                             images,
                             params.text_uncond,
                             switched=lambda: _record_auto_steps(state, p),
-                            failed=lambda exc: _auto_failed(state, exc),
+                            failed=lambda exc: _auto_failed(state, p, exc),
                         )
                     )
                 elif images:
@@ -330,7 +341,7 @@ def _uses_negative(state: GenerationState, p: Any, params: Any, step: int) -> li
                 _record_auto_steps(state, p)
             return detector.uses_negative(step)
         except Exception as exc:
-            _auto_failed(state, exc)
+            _auto_failed(state, p, exc)
     if state.starts is not None:
         return [step >= start for start in state.starts]
     return [step >= state.settings.delay and not state.never]
@@ -351,7 +362,7 @@ def on_cfg_denoised(params: Any) -> None:
         if probe.run(pending, params.x):
             _record_auto_steps(state, p)
     except Exception as exc:  # never break a generation
-        _auto_failed(state, exc)
+        _auto_failed(state, p, exc)
 
 
 def on_cfg_denoiser(params: Any) -> None:
@@ -365,7 +376,7 @@ def on_cfg_denoiser(params: Any) -> None:
     if state.seam is not None:
         if state.seam.pending is not None and state.detector is state.seam.pending.detector:
             # the previous evaluation's probe never reached the post-CFG hook: this sampler bypasses it
-            _auto_failed(state, RuntimeError(f"{host.detect().name} did not run its post-CFG hook for this sampler"))
+            _auto_failed(state, p, RuntimeError(f"{host.detect().name} did not run its post-CFG hook for this sampler"))
         state.seam.expect(None)
     if params.text_uncond is None:  # no unconditional branch (CFG scale 1 in the forks): nothing to delay
         state.log.info("this evaluation has no negative conditioning (CFG scale 1?): nothing to delay")
@@ -389,6 +400,8 @@ def on_cfg_denoiser(params: Any) -> None:
         if any(uses_negative):
             empty = mix_rows(empty, params.text_uncond, uses_negative)
         params.text_uncond = empty
+        if _HANDOFF and _HANDOFF[-1][0] is state:
+            _HANDOFF[-1][2].sent = empty  # the measurement checks that no later callback replaced it
     except UnsupportedConditioning as exc:
         state.failed = True
         state.log.error(f"unsupported model or conditioning ({exc}); negative prompt applied as usual")
