@@ -22,7 +22,6 @@ benchmark (`bench_delay.UNetMeter`): a delayed run's first steps are the referen
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 from pathlib import Path
@@ -133,16 +132,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "auto_cases.pt"))
     args = ap.parse_args(argv)
-    from bench_delay import UNetMeter
+    from bench_delay import start_stand_in
 
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     negatives = [n.strip() for n in args.negatives.split(",") if n.strip()]
-    model = ToyLDM.load()
-    harness.start(str(ROOT), model)
-    logging.getLogger("negative_prompt_delay").setLevel(logging.ERROR)  # delay >= steps warns on every run
-    meter = UNetMeter(model)
+    model, meter = start_stand_in()
     steps, n = args.steps, args.seeds
     base = dict(steps=steps, sampler_name=args.sampler, width=32, height=32, batch_size=n, seed=1000, cfg_scale=7.0)
     prompts = {neg: prompts_implying(neg, args.prompts, args.prompt_seed, model.world_link) for neg in negatives}

@@ -74,7 +74,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
 import sys
 import time
@@ -467,13 +466,8 @@ def main(argv: list[str] | None = None) -> int:
     import harness
     from tqdm import tqdm
 
-    from toy.model import ToyLDM
-
     started = time.perf_counter()
-    model = ToyLDM.load()
-    harness.start(str(ROOT), model)
-    logging.getLogger("negative_prompt_delay").setLevel(logging.ERROR)
-    meter = bd.UNetMeter(model)
+    model, meter = bd.start_stand_in()
     counter = RowCounter(model)
     methods = make_methods(args.fractions, args.steps)
     cases = bd.make_cases(args, model.world_link)

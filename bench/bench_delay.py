@@ -137,6 +137,17 @@ def generate(
     return torch.stack([torch.as_tensor(im).float() for im in res.images])
 
 
+def start_stand_in() -> tuple[Any, UNetMeter]:
+    """The bundled model in the WebUI stand-in with this extension, its UNet behind a ``UNetMeter`` (returned);
+    the extension's log quietened (a delay at or beyond the steps warns on every run)."""
+    import harness
+
+    model = ToyLDM.load()
+    harness.start(str(ROOT), model)
+    logging.getLogger("negative_prompt_delay").setLevel(logging.ERROR)
+    return model, UNetMeter(model)
+
+
 def make_cases(
     args: argparse.Namespace, link: str = world.DEFAULT_LINK
 ) -> dict[str, tuple[list[str], list[list[tuple[str, int]]]]]:
@@ -563,10 +574,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     det_acc = {a: detector_accuracy(n=1024, seed=0, accessory=a) for a in args.negatives}
     det_acc_noisy = {a: detector_accuracy(n=1024, seed=1, noise_std=0.05, accessory=a) for a in args.negatives}
-    model = ToyLDM.load()
-    harness.start(str(ROOT), model)
-    logging.getLogger("negative_prompt_delay").setLevel(logging.ERROR)  # delay >= steps warns on every run
-    meter = UNetMeter(model)
+    model, meter = start_stand_in()
     cases = make_cases(args, model.world_link)
     case_prompts = {n: [p for g in groups for p, _ in g] for n, (_, groups) in cases.items()}
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
 import sys
 import time
@@ -55,11 +54,11 @@ from bench_delay import (  # noqa: E402
     generate,
     make_cases,
     pool,
+    start_stand_in,
 )
 
 from lib_negative_delay.settings import Delay  # noqa: E402
 from toy import metrics  # noqa: E402
-from toy.model import ToyLDM  # noqa: E402
 
 BENCH_DELAY_JSON = ROOT / "bench" / "results" / "bench_delay.json"
 ROW_KEYS = ("score", "score_sem", "removal", "rate", "ssim")  # per-delay fields kept in bench_steps.json
@@ -314,10 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     import harness
 
     started = time.perf_counter()
-    model = ToyLDM.load()
-    harness.start(str(ROOT), model)
-    logging.getLogger("negative_prompt_delay").setLevel(logging.ERROR)  # delay >= steps warns on every run
-    meter = UNetMeter(model)
+    model, meter = start_stand_in()
     cases = make_cases(args, model.world_link)
     case_prompts = {n: [p for g in groups for p, _ in g] for n, (_, groups) in cases.items()}
     every = [p for a in args.negatives for p in case_prompts[a]]

@@ -108,6 +108,15 @@ HIRES = {  # 8 steps, then a Latent x2 hires pass of 4 steps at denoising 0.6
     "denoising_strength": 0.6,
 }
 
+
+def _xyz_x(x_type: str, x_values: str) -> dict:
+    """An X/Y/Z plot over one X axis (Y and Z: Nothing), as a scenario's ``script``."""
+    return {
+        "name": "X/Y/Z plot",
+        "args": {"X type": x_type, "X values": x_values, "Y type": "Nothing", "Z type": "Nothing"},
+    }
+
+
 SCENARIOS: list[dict] = []
 
 for _sampler in SAMPLERS:
@@ -172,15 +181,7 @@ SCENARIOS += [
         # the axis alone turns the extension on: the panel stays off
         "payload": _payload(
             alwayson_scripts=_npd(False, 0),
-            script={
-                "name": "X/Y/Z plot",
-                "args": {
-                    "X type": "[Negative Delay] Delay",
-                    "X values": "0,2,4",
-                    "Y type": "Nothing",
-                    "Z type": "Nothing",
-                },
-            },
+            script=_xyz_x("[Negative Delay] Delay", "0,2,4"),
         ),
     },
     {
@@ -235,15 +236,7 @@ SCENARIOS += [
         "endpoint": "txt2img",
         "payload": _payload(
             alwayson_scripts=_npd(False, 0),
-            script={
-                "name": "X/Y/Z plot",
-                "args": {
-                    "X type": "[Negative Delay] Delay (% of steps)",
-                    "X values": "0%, 33%, 50",
-                    "Y type": "Nothing",
-                    "Z type": "Nothing",
-                },
-            },
+            script=_xyz_x("[Negative Delay] Delay (% of steps)", "0%, 33%, 50"),
         ),
     },
     {
@@ -251,10 +244,7 @@ SCENARIOS += [
         "endpoint": "txt2img",
         "payload": _payload(
             alwayson_scripts=_npd(True, "25%"),
-            script={
-                "name": "X/Y/Z plot",
-                "args": {"X type": "Steps", "X values": "4,8", "Y type": "Nothing", "Z type": "Nothing"},
-            },
+            script=_xyz_x("Steps", "4,8"),
         ),
     },
 ]

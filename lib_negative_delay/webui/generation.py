@@ -85,13 +85,14 @@ def settings_from_args(
     usable = value is not None
     value = value or Delay(0)
     steps = _sampling_steps(p)
+    earliest = low.steps(steps)
     return DelaySettings(
         enabled=bool(flag) and usable,
         delay=value.steps(steps),
         auto=auto_flag,
         sensitivity=DelaySettings.sensitivity if sens is None else sens,
-        auto_min=low.steps(steps),
-        auto_max=max(low.steps(steps), high.steps(steps)),
+        auto_min=earliest,
+        auto_max=max(earliest, high.steps(steps)),
         given=(value, low, high),
     )
 
@@ -297,9 +298,18 @@ def _equivalent_step(state: GenerationState, p: Any, params: Any, denoiser: Any)
     return state.latched
 
 
+def _reference_steps(state: GenerationState) -> int:
+    return state.reference.steps if state.reference else MAX_DELAY
+
+
+def _set_auto_steps(state: GenerationState, p: Any, steps: list[int]) -> None:
+    """The per-image switch steps the hires pass reuses and the infotext records."""
+    state.auto_steps = steps
+    p.extra_generation_params[STEPS_KEY] = " ".join(str(x) for x in steps)
+
+
 def _record_auto_steps(state: GenerationState, p: Any) -> None:
-    state.auto_steps = state.detector.finish(state.reference.steps if state.reference else MAX_DELAY)
-    p.extra_generation_params[STEPS_KEY] = " ".join(str(x) for x in state.auto_steps)
+    _set_auto_steps(state, p, state.detector.finish(_reference_steps(state)))
 
 
 def _auto_failed(state: GenerationState, p: Any, exc: Exception) -> None:
@@ -312,9 +322,8 @@ def _auto_failed(state: GenerationState, p: Any, exc: Exception) -> None:
     if any(at is not None for at in switched):
         state.starts = [delay if at is None else at for at in switched]
         kept = " for the images not switched yet"
-    total = state.reference.steps if state.reference else MAX_DELAY
-    state.auto_steps = [min(total, at) for at in state.starts or [delay] * (detector.batch if detector else 1)]
-    p.extra_generation_params[STEPS_KEY] = " ".join(str(x) for x in state.auto_steps)
+    total = _reference_steps(state)
+    _set_auto_steps(state, p, [min(total, at) for at in state.starts or [delay] * (detector.batch if detector else 1)])
     state.log.warning(f"auto-detection failed ({exc}); using the fixed delay {delay}{kept}")
 
 

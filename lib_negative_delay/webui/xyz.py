@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from lib_negative_delay import XYZ_PREFIX
-from lib_negative_delay.settings import Delay, parse_delay, parse_enabled, parse_sensitivity, process_log
+from lib_negative_delay.settings import Delay, parse_delay_value, parse_enabled, parse_sensitivity, process_log
 from lib_negative_delay.webui.generation import OVERRIDE_AUTO, OVERRIDE_DELAY, OVERRIDE_ENABLED, OVERRIDE_SENSITIVITY
 
 DELAY_LABEL = f"{XYZ_PREFIX} Delay"
@@ -33,9 +33,9 @@ def find_xyz_module() -> Any | None:
 
 def apply_delay(p: Any, value: object, _values: object) -> None:
     """Axis value → delay override; putting the delay on an axis turns the extension on for the cell."""
-    delay = value if isinstance(value, Delay) else parse_delay(value, "X/Y/Z axis")
+    delay = parse_delay_value(value, "X/Y/Z axis")  # a % axis value is a Delay already; a steps value an int
     if delay is not None:
-        setattr(p, OVERRIDE_DELAY, delay if isinstance(delay, Delay) else Delay(delay))
+        setattr(p, OVERRIDE_DELAY, delay)
         setattr(p, OVERRIDE_ENABLED, True)
 
 
