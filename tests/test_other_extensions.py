@@ -25,7 +25,11 @@ does (read in its public source; none of its code is used):
 - CONTROL_MARK: every conditioning gets one first token row of +1024 (positive) or -1024 (negative) before the
   denoiser sees it (Mikubill/sd-webui-controlnet ``scripts/hook.py``: ``mark_prompt_context`` in ``process_sample``
   while a unit is active; its UNet hook tells cond from uncond rows by that row and strips it). Modelled as a
-  ``cfg_denoiser`` callback put before ours.
+  ``cfg_denoiser`` callback put before ours;
+- PROCESS_AGAIN: a ``postprocess_image`` hook that, after the last image of a batch, runs every script's ``process``
+  on a shallow copy of ``p`` (Bing-su/adetailer ``scripts/!adetailer.py``, ``postprocess_image`` with
+  ``need_call_process``: ``copy_p = copy(p)``, ``p.scripts.process(copy_p)``; the copy shares
+  ``extra_generation_params`` with ``p``).
 """
 
 from __future__ import annotations
@@ -266,6 +270,31 @@ def wrap(params):
 
 
 script_callbacks.on_cfg_denoiser(wrap, name="wrap")
+"""
+
+PROCESS_AGAIN = """
+from copy import copy
+
+from modules import scripts
+
+CALLS = []
+
+
+class ProcessAgain(scripts.Script):
+    def title(self):
+        return "Process again"
+
+    def show(self, is_img2img):
+        return scripts.AlwaysVisible
+
+    def ui(self, is_img2img):
+        return []
+
+    def postprocess_image(self, p, pp, *args):
+        if p.batch_index == p.batch_size - 1:
+            again = copy(p)
+            p.scripts.process(again)
+            CALLS.append(p.batch_index)
 """
 
 KW = dict(prompt="a cat", negative_prompt="glasses", steps=6, batch_size=2, seed=5, sampler_name="Euler")
@@ -533,3 +562,17 @@ def test_control_marker_auto_mode_measures_and_equals_the_fixed_delay(tmp_path, 
     assert not ext_log.at(logging.ERROR) and not ext_log.at(logging.WARNING)
     for i, k in enumerate(switch_steps(res.infotexts[0])):
         assert torch.allclose(res.images[i], fixed(h, k).images[i], atol=1e-5), (i, k)
+
+
+# --- (f) another extension runs every script's process again on a copy of p -------------------------------------
+
+
+def test_process_again_on_a_copy_keeps_the_switch_steps_of_every_image(tmp_path, ext_log):
+    """ADetailer re-runs ``process`` on ``copy(p)`` after the last image: that image's infotext still has the switch
+    steps auto mode recorded (before: the key was dropped, so only the first image said where it switched)."""
+    h, model, rec, again = start(tmp_path, "process-again", PROCESS_AGAIN)
+    res = auto(h, sensitivity=1.0, low=1, high=4, fallback=3)
+    assert again.CALLS == [1]
+    assert [switch_steps(info) for info in res.infotexts] == [[1, 1], [1, 1]]
+    plain = fixed(h, 2)
+    assert all("Negative delay: 2" in info for info in plain.infotexts) and again.CALLS == [1, 1]

@@ -118,8 +118,11 @@ def _negative_prompts(p: Any) -> list[str]:
 def start_generation(p: Any, enabled: object, delay: object, *auto_args: object) -> GenerationState | None:
     """Set up one generation; returns its state, or None when the extension is off."""
     settings = settings_from_args(p, enabled, delay, *auto_args)
-    for key in (INFOTEXT_KEY, STEPS_KEY, AUTO_KEY):
-        # X/Y/Z cells are shallow copies of one p and share this dict: drop keys an earlier cell wrote
+    # X/Y/Z cells are shallow copies of one p and share this dict: drop keys an earlier cell wrote. A p that already
+    # carries a state is a copy of a generation under way, processed again by another extension (ADetailer does so
+    # after the last image of a batch): the switch steps auto mode recorded still describe that batch's images.
+    again = getattr(p, STATE_ATTR, None) is not None
+    for key in (INFOTEXT_KEY, AUTO_KEY) if again else (INFOTEXT_KEY, STEPS_KEY, AUTO_KEY):
         p.extra_generation_params.pop(key, None)
     if not settings.enabled:
         setattr(p, STATE_ATTR, None)
