@@ -62,8 +62,11 @@ def control_marker(target: torch.Tensor, chunk: int) -> torch.Tensor | None:
     return first
 
 
-def fit_empty(empty: Cond, like: Cond) -> Cond:
+def fit_empty(empty: Cond, like: Cond, token_chunks: bool = True) -> Cond:
     """Repeat the one-row ``empty`` conditioning to the batch, token length, device and dtype of ``like``.
+
+    ``token_chunks`` False (the joint-attention models of Forge Neo, ``webui.architecture``): the empty prompt keeps
+    its own token length, because repeating tokens would change what those models compute.
 
     The token length is matched by repeating the empty prompt's own token chunk, which is what the
     WebUI's "pad prompt/negative prompt" option does; attention over repeated identical chunks equals
@@ -82,9 +85,9 @@ def fit_empty(empty: Cond, like: Cond) -> Cond:
         raise UnsupportedConditioning(f"empty prompt {describe(empty)} does not match negative {describe(like)}")
     batch, tokens = target.shape[0], target.shape[1]
     chunk = source.shape[1]
-    marker = control_marker(target, chunk)
+    marker = control_marker(target, chunk) if token_chunks else None
     text = tokens - (0 if marker is None else 1)
-    repeats = text // chunk if text % chunk == 0 else 1
+    repeats = text // chunk if token_chunks and text % chunk == 0 else 1
     tokens_out = source[:1].repeat(batch, repeats, 1).to(device=target.device, dtype=target.dtype)
     if marker is not None:
         tokens_out = torch.cat([marker, tokens_out], dim=1)
@@ -134,13 +137,13 @@ class FittedCache:
         self.size = size
         self._items: OrderedDict[tuple, Cond] = OrderedDict()
 
-    def get(self, empty_key: object, empty: Cond, like: Cond) -> Cond:
-        key = (empty_key, _signature(like))
+    def get(self, empty_key: object, empty: Cond, like: Cond, token_chunks: bool = True) -> Cond:
+        key = (empty_key, _signature(like), token_chunks)
         hit = self._items.get(key)
         if hit is not None:
             self._items.move_to_end(key)
             return hit
-        fitted = fit_empty(empty, like)
+        fitted = fit_empty(empty, like, token_chunks)
         self._items[key] = fitted
         while len(self._items) > self.size:
             self._items.popitem(last=False)

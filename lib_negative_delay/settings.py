@@ -11,6 +11,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 from lib_negative_delay import MAX_DELAY
 
@@ -220,12 +221,14 @@ class GenerationState:
     log: OnceLog = field(default_factory=OnceLog)
     failed: bool = False
     never: bool = False  # the fixed delay is at or beyond the sampling steps: the negative prompt is never applied
+    architecture: Any = None  # webui.architecture.Architecture of the model (how the empty prompt is shaped)
     # per-pass values, reset before every sampling pass
     prepared: bool = False  # before_sampling set this pass up (the callback does nothing otherwise)
     reference: object = None  # schedule.Reference of the first pass (txt2img levels the delay is read against)
     counting: bool = False  # this pass is a txt2img first pass: known step structures count steps
     scale: object = None  # schedule.TimestepScale when this pass's sampler passes timesteps, else None
     size: tuple = (0, 0)  # width, height of this pass (for the empty prompt's size conditioning)
+    distilled: float | None = None  # the pass's distilled CFG scale (Forge / Neo), None where there is none
     empty: object = None  # the encoded empty prompt for this pass (one row), encoded on first use
     empty_key: object = None  # token of that encoding (key of its fitted copies)
     empty_identity: object = None  # checkpoint identity it was encoded with

@@ -264,17 +264,21 @@ class FakeSD1Model:
                 tuple(x_noisy.shape),
                 t.detach().clone().float().reshape(-1),
                 ca.detach().clone(),
-                None if vector is None else vector.detach().clone(),
+                vector.detach().clone() if isinstance(vector, torch.Tensor) else None,
                 cc,
             )
         )
-        h = torch.tanh(ca.float().mean(dim=1) @ self.w_cond + self._vector_term(vector))  # [B, C]
+        h = torch.tanh(self._pooled(ca) @ self.w_cond + self._vector_term(vector))  # [B, C]
         tt = (t.float().reshape(-1) / 1000.0)[:, None, None, None]
         b, c, hh, ww = x_noisy.shape
         return 0.1 * x_noisy + (0.5 + 0.5 * tt) * h[:, :, None, None] * self._pattern(c, hh, ww)[None]
 
     def _crossattn_dim(self) -> int:
         return self.dim
+
+    def _pooled(self, ca: torch.Tensor) -> torch.Tensor:
+        """Cross-attention's view of the text rows: their mean (repeating every row changes nothing)."""
+        return ca.float().mean(dim=1)
 
     def _vector_term(self, vector: torch.Tensor | None) -> Any:
         return 0.0

@@ -19,6 +19,7 @@ because the state dies with ``p``.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from lib_negative_delay import INFOTEXT_KEY, MAX_DELAY
@@ -43,7 +44,7 @@ from lib_negative_delay.settings import (
     parse_unit,
     process_log,
 )
-from lib_negative_delay.webui import empty_cond, forge_auto, host, levels, probe
+from lib_negative_delay.webui import architecture, empty_cond, forge_auto, host, levels, probe
 
 STATE_ATTR = "negative_prompt_delay_state"
 OVERRIDE_ENABLED = "negative_prompt_delay_enabled"  # set by X/Y/Z axes; preferred over the UI value
@@ -143,13 +144,25 @@ def start_generation(p: Any, enabled: object, delay: object, *auto_args: object)
         state.failed = True
         return state
     steps = int(p.steps)
-    label = f" [{host.detect().label}]"  # the one log line per generation names the host
-    refusal = _unsupported(p)
-    if refusal:
-        state.log.error(f"{refusal}; negative prompt applied as usual{label}")
+    running = host.detect()
+    label = f" [{running.label}]"  # the one log line per generation names the host
+    arch = architecture.of(getattr(p, "sd_model", None), running)
+    if arch.refusal:
+        state.log.error(f"{running.name}: {arch.refusal}; negative prompt applied as usual{label}")
         state.failed = True
         return state
+    state.architecture = arch
     state.never = settings.delay >= steps  # also when a scheduler runs more steps than asked (DDIM at 30: 31)
+    if settings.auto and not arch.auto:
+        # the infotext keeps the auto keys (a paste asks for the same) and records the steps actually used
+        state.settings = settings = replace(settings, auto=False)
+        batch = max(int(getattr(p, "batch_size", 1) or 1), 1)
+        p.extra_generation_params[STEPS_KEY] = " ".join([str(min(settings.delay, steps))] * batch)
+        state.log.warning(
+            f"auto-detect is not available for {arch.name} models: using the fixed delay "
+            f"{given.describe(steps) if given.percent else settings.delay}" + label
+        )
+        return state
     if settings.auto:
         window = f"{settings.auto_min}-{settings.auto_max}"
         if low.percent or high.percent:
@@ -171,20 +184,6 @@ def start_generation(p: Any, enabled: object, delay: object, *auto_args: object)
             where += "; hires pass: from its first step at or below that step's noise level"
         state.log.info("negative prompt " + where + label)
     return state
-
-
-SUPPORTED_ARCHITECTURES = ("is_sd1", "is_sd2", "is_sdxl")
-"""Model flags of the architectures the extension delays exactly.  Forge's and Neo's engines set them for
-SD1/SD2/SDXL only; their Flux, SD3, Chroma, Lumina, Wan and Qwen engines leave them False (docs/forks.md §1)."""
-
-
-def _unsupported(p: Any) -> str | None:
-    """Why this generation cannot be delayed exactly on this host, or None."""
-    running = host.detect()
-    model = getattr(p, "sd_model", None)
-    if running.family == host.FORGE2 and not any(getattr(model, flag, False) for flag in SUPPORTED_ARCHITECTURES):
-        return f"{running.name}: model type {type(model).__name__} is not supported (SD1, SD2 and SDXL are)"
-    return None
 
 
 DYNAMIC_CLIP_SKIP = (
@@ -221,6 +220,8 @@ def before_sampling(p: Any) -> None:
             if state.detector is not None and running.is_fork:
                 _install_seam(state, p, running)
         state.size = (int(p.hr_upscale_to_x), int(p.hr_upscale_to_y)) if is_hires else (int(p.width), int(p.height))
+        # the distilled CFG scale this pass encodes its negative with (Forge, Neo; None in A1111)
+        state.distilled = getattr(p, "hr_distilled_cfg" if is_hires else "distilled_cfg_scale", None)
         state.prepared = True
     except Exception as exc:
         state.failed = True
@@ -407,8 +408,9 @@ def on_cfg_denoiser(params: Any) -> None:
         if state.empty is None or state.empty_identity != empty_cond.identity(model):
             # first delayed evaluation of the pass, or the refiner loaded other weights mid-pass
             state.empty_identity = empty_cond.identity(model)
-            state.empty_key, state.empty = empty_cond.encode_empty(model, *state.size)
-        empty = empty_cond.fitted.get(state.empty_key, state.empty, params.text_uncond)
+            state.empty_key, state.empty = empty_cond.encode_empty(model, *state.size, distilled=state.distilled)
+        chunks = getattr(state.architecture, "token_chunks", True)
+        empty = empty_cond.fitted.get(state.empty_key, state.empty, params.text_uncond, chunks)
         if any(uses_negative):
             empty = mix_rows(empty, params.text_uncond, uses_negative)
         params.text_uncond = empty

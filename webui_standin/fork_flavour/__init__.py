@@ -107,6 +107,12 @@ def _uninstall() -> None:
     _active[0] = None
 
 
+def add_module(module: types.ModuleType) -> None:
+    """Put one more fork module in ``sys.modules`` until the flavour is left (fake engines' module globals)."""
+    _installed.setdefault(module.__name__, sys.modules.get(module.__name__))
+    sys.modules[module.__name__] = module
+
+
 def select(name: str) -> hosts.Host | None:
     """Switch to the flavour ``name`` (one of NAMES); returns it (None for "a1111")."""
     if name not in NAMES:

@@ -114,6 +114,8 @@ class Host:
         fields: dict = {}
         if hasattr(p, "enable_hr"):
             fields[self.hires_cfg_field] = None if self.hires_cfg_field == "hr_cfg_scale" else 1.0
+        if self.family == 2:  # Forge, Neo: the distilled CFG scale of each pass (their default 3.5)
+            fields.update(distilled_cfg_scale=3.5, hr_distilled_cfg=3.5)
         if self.rule is _classic_rule:
             fields["skip_early_cond"] = None
         if self.style == "reforge":

@@ -40,6 +40,7 @@ class KModel:
             else k_diffusion.external.CompVisDenoiser
         )
         self.denoiser = wrapper(sd_model, quantize=True)
+        self.predictor = getattr(sd_model, "predictor", None)  # Neo's flow engines: the sampling shift's holder
 
     def apply_model(
         self,
@@ -51,8 +52,10 @@ class KModel:
         **kwargs: Any,
     ) -> torch.Tensor:
         """The x0 prediction for the rows of ``x`` (``transformer_options``, ``control`` and the like are ignored)."""
-        if getattr(self.sd_model, "is_sdxl", False):
+        if getattr(self.sd_model, "is_sdxl", False) or getattr(self.sd_model, "use_distilled_cfg_scale", False):
             cond: dict = {"crossattn": c_crossattn, "vector": y}
+            if "guidance" in kwargs:  # Flux dev
+                cond["guidance"] = kwargs["guidance"]
         else:
             cond = {"c_crossattn": [c_crossattn]}
         if c_concat is not None:

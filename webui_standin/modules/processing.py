@@ -647,7 +647,8 @@ class StableDiffusionProcessing:
         schedule = (required_prompts, steps, hires_steps, use_old_scheduling)
         model = (getattr(shared.sd_model, "sd_checkpoint_info", None), id(shared.sd_model))
         settings = tuple(getattr(opts, name) for name in _COND_OPTIONS)
-        return schedule + model + (repr(extra_network_data), self.width, self.height) + settings
+        distilled = (self.distilled_cfg_scale, self.hr_distilled_cfg) if fork is not None and fork.family == 2 else ()
+        return schedule + model + (repr(extra_network_data), self.width, self.height) + settings + distilled
 
     def get_conds_with_caching(self, function, required_prompts, steps, caches, extra_network_data, hires_steps=None):
         """Models StableDiffusionProcessing.get_conds_with_caching: a cond found in any of `caches` (class-level
@@ -680,14 +681,18 @@ class StableDiffusionProcessing:
         width, height = size
         uc_caches, c_caches = caches
         uc = None
+        extra = {}
+        if fork is not None and fork.family == 2:  # Forge, Neo: the pass's distilled CFG scale goes with both
+            hires = hires_steps is not None
+            extra["distilled_cfg_scale"] = self.hr_distilled_cfg if hires else self.distilled_cfg_scale
         if fork is None or fork.encodes_uncond(self, hires=hires_steps is not None):
             negative_input = prompt_parser.SdConditioning(
-                negatives, width=width, height=height, is_negative_prompt=True
+                negatives, width=width, height=height, is_negative_prompt=True, **extra
             )
             uc = self.get_conds_with_caching(
                 prompt_parser.get_learned_conditioning, negative_input, schedule_steps, uc_caches, networks, hires_steps
             )
-        positive_input = prompt_parser.SdConditioning(prompts, width=width, height=height)
+        positive_input = prompt_parser.SdConditioning(prompts, width=width, height=height, **extra)
         c = self.get_conds_with_caching(
             prompt_parser.get_multicond_learned_conditioning,
             positive_input,

@@ -233,13 +233,26 @@ class SdConditioning(list):
         width: int | None = None,
         height: int | None = None,
         copy_from=None,
+        **fork_fields,
     ) -> None:
         list.__init__(self, prompts)
         source = prompts if copy_from is None else copy_from
         given = {"is_negative_prompt": is_negative_prompt, "width": width, "height": height}
         fallback = {"is_negative_prompt": False, "width": None, "height": None}
+        if _forge2_family():  # Forge and Neo: the distilled CFG scale (Flux guidance; the shift of Neo's flow models)
+            given["distilled_cfg_scale"] = fork_fields.pop("distilled_cfg_scale", None)
+            fallback["distilled_cfg_scale"] = None
+        if fork_fields:
+            raise TypeError(f"SdConditioning() got an unexpected keyword argument {next(iter(fork_fields))!r}")
         for name, value in given.items():
             setattr(self, name, value or getattr(source, name, fallback[name]))
+
+
+def _forge2_family() -> bool:
+    import sys
+
+    fork = getattr(sys.modules.get("modules.processing"), "fork", None)
+    return fork is not None and fork.family == 2
 
 
 def _split_rows(encoded, count: int) -> list:
@@ -358,7 +371,10 @@ def reconstruct_cond_batch(c: list[list[ScheduledPromptConditioning]], current_s
 
 def stack_conds(tensors: list[torch.Tensor]) -> torch.Tensor:
     """Models prompt_parser.stack_conds: conds shorter than the longest are padded with copies of their last token
-    vector, then stacked."""
+    vector, then stacked. Conds of one shape are stacked as they are (Forge and Neo try that first, which is how
+    Flux's one-number ``guidance`` per prompt gets through; A1111 gives the same result for them)."""
+    if all(t.shape == tensors[0].shape for t in tensors):
+        return torch.stack(tensors)
     longest = max(t.shape[0] for t in tensors)
     padded = []
     for t in tensors:

@@ -1,0 +1,66 @@
+"""Which model architecture a generation runs, and what the delay does with it.
+
+SD1, SD2 and SDXL are recognised in every host by the model's flags (``is_sd1`` / ``is_sd2`` / ``is_sdxl``). The
+"Forge 2" hosts (Forge, Forge Neo, reForge 2) also run models of other architectures; they are told apart by the
+engine's class name (``type(sd_model).__name__``), because Neo sets ``is_flux`` for Chroma, Lumina 2 and Z-Image too
+(docs/forks.md §1, §4).
+
+For those engines the empty negative prompt differs from SD's in three ways (read in Forge Neo 2.6, ``backend/
+diffusion_engine/*.py`` and ``backend/text_processing/*.py``; checked in a running Neo, docs/forks.md §7):
+
+- its token length is the text encoder's own (T5 with one padding token for Chroma, Qwen's template stripped for
+  Qwen-Image; T5 padded to 256 for Flux, UMT5 to 512 for Wan). These are joint-attention transformers, where repeating
+  tokens changes the result, so the empty prompt keeps its own length (``token_chunks`` False), as Neo's own empty
+  negative has; Neo itself then batches cond and uncond as it does for any negative;
+- it is encoded with the pass's distilled CFG scale (Flux's ``guidance`` entry) - or, for the engines whose
+  ``distilled_cfg_scale`` is the sampling shift (Wan, Qwen-Image and the others with ``use_shift``), with the shift the
+  predictor has now, because encoding sets it (see ``empty_cond``);
+- auto-detect is not offered: its threshold was tuned on SD1 models only, and per-image switching would have to put
+  rows of different token lengths in one batch (``auto`` False: the fixed delay is used, with one log line).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from lib_negative_delay.webui import host
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    token_chunks: bool = True
+    """True: conditioning comes in 75-token chunks (SD), and the empty prompt may repeat its chunk to the negative's
+    length (cross-attention over repeated identical chunks is unchanged). False: it keeps its own length."""
+    auto: bool = True
+    """auto-detect available (else the fixed delay is used, with one log line)"""
+    refusal: str = ""
+    """why the delay is not applied to this architecture (empty: it is)"""
+
+
+SD = Architecture("SD1/SD2/SDXL")
+SD_FLAGS = ("is_sd1", "is_sd2", "is_sdxl")
+
+NEO = {
+    "Chroma": Architecture("Chroma", token_chunks=False, auto=False),
+    "Flux": Architecture("Flux", token_chunks=False, auto=False),
+    "QwenImage": Architecture("Qwen-Image", token_chunks=False, auto=False),
+    "Wan": Architecture("Wan 2.1/2.2", token_chunks=False, auto=False),
+    "ZImage": Architecture("Z-Image", token_chunks=False, auto=False, refusal="not checked in a running Forge Neo"),
+    "Lumina2": Architecture("Lumina 2", token_chunks=False, auto=False, refusal="not checked in a running Forge Neo"),
+}
+"""Forge Neo's engines other than SD (``backend/diffusion_engine/``), by class name."""
+
+
+def of(model: Any, running: host.Host) -> Architecture:
+    """The architecture of ``model`` in the host ``running``; a refused one when it is not known there."""
+    if running.family != host.FORGE2 or any(getattr(model, flag, False) for flag in SD_FLAGS):
+        return SD
+    engine = type(model).__name__
+    if running.name == "Forge Neo" and engine in NEO:
+        return NEO[engine]
+    supported = "SD1, SD2 and SDXL"
+    if running.name == "Forge Neo":
+        supported += ", " + ", ".join(a.name for a in NEO.values() if not a.refusal)
+    return Architecture(engine, refusal=f"model type {engine} is not supported ({supported} are)")

@@ -1,0 +1,184 @@
+"""Forge Neo's models other than SD (issue 22), through the stand-in's ``neo`` flavour and the fake engines of
+``webui_standin/fake_neo_models.py``: before the switch the uncond rows are exactly Neo's own empty negative (its own
+token length, the pass's guidance), from it the user's negative; encoding the empty prompt leaves the sampling shift
+alone; auto-detect falls back to the fixed delay with one line; what is not supported is refused with one line."""
+
+from __future__ import annotations
+
+import logging
+
+import fork_flavour
+import harness
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT, TITLE, Recorder
+from fake_neo_models import ENGINES, Chroma, Flux
+
+ARCHITECTURES = sorted(ENGINES)
+
+
+@pytest.fixture
+def start():
+    """start(engine, host="neo") -> (model, recorder): the stand-in as ``host`` with a fake engine loaded."""
+
+    def run(engine: str, host: str = "neo"):
+        model = ENGINES[engine]()
+        harness.start(str(ROOT), model, host=host)
+        recorder = Recorder()
+        from modules import script_callbacks
+
+        script_callbacks.on_cfg_denoiser(recorder)
+        return model, recorder
+
+    yield run
+    fork_flavour.select("a1111")
+
+
+def generate(rec: Recorder, args: list | None = None, **fields):
+    rec.clear()
+    fields.setdefault("prompt", "a cat on a sofa")
+    fields.setdefault("negative_prompt", "glasses, hat")
+    fields.setdefault("seed", 5)
+    fields.setdefault("steps", 6)
+    if args is not None:
+        fields["alwayson_scripts"] = {TITLE: {"args": args}}
+    return harness.txt2img(**fields)
+
+
+def unconds(rec: Recorder) -> list:
+    return [e.uncond for e in rec.evaluations if e.uncond is not None]
+
+
+def same(a, b) -> bool:
+    if isinstance(a, dict) or isinstance(b, dict):
+        return isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    return a.shape == b.shape and torch.equal(a, b)
+
+
+def pixels(res) -> list[np.ndarray]:
+    return [np.asarray(image, dtype=np.float32) for image in res.images]
+
+
+@pytest.mark.parametrize("engine", ARCHITECTURES)
+def test_rows_before_the_switch_are_neos_own_empty_negative(start, engine, ext_log):
+    _, rec = start(engine)
+    generate(rec, args=[False, 0], negative_prompt="", batch_size=2)
+    empty = unconds(rec)[0]
+    generate(rec, args=[False, 0], batch_size=2)
+    negative = unconds(rec)[0]
+    assert not same(empty, negative)
+    generate(rec, args=[True, 2], batch_size=2)
+    seen = unconds(rec)
+    assert len(seen) == 6
+    assert all(same(u, empty) for u in seen[:2]) and all(same(u, negative) for u in seen[2:])
+    assert not ext_log.at(logging.WARNING) and not ext_log.at(logging.ERROR)
+
+
+@pytest.mark.parametrize("engine", ARCHITECTURES)
+def test_a_delay_past_the_last_step_is_the_image_of_an_empty_negative(start, engine):
+    """Bit for bit: the empty prompt keeps its own token length (joint attention would notice repeated tokens)."""
+    _, rec = start(engine)
+    plain = pixels(generate(rec, args=[False, 0], negative_prompt=""))
+    never = pixels(generate(rec, args=[True, 6]))
+    assert np.array_equal(plain[0], never[0])
+    assert not np.array_equal(never[0], pixels(generate(rec, args=[False, 0]))[0])
+
+
+def test_token_chunks_would_change_a_joint_attention_image(start, monkeypatch):
+    """Why ``token_chunks`` is off for these engines: repeating the empty prompt's rows to the negative's length (what
+    is exact for SD's cross-attention) gives another image on a model that pools text rows with image tokens."""
+    from lib_negative_delay.webui import architecture
+
+    _, rec = start("chroma")
+    plain = pixels(generate(rec, args=[False, 0], negative_prompt="", prompt="a cat sat"))
+    monkeypatch.setitem(architecture.NEO, "Chroma", architecture.Architecture("Chroma", auto=False))
+    # with Chroma's end and padding rows "glasses glasses" is 4 rows, the empty prompt 2 (a whole multiple), the
+    # prompt 5: Neo batches neither with the prompt (least common multiples over 4 times the shorter), so the uncond
+    # is evaluated at the length it is given
+    repeated = pixels(generate(rec, args=[True, 6], prompt="a cat sat", negative_prompt="glasses glasses"))
+    assert not np.array_equal(plain[0], repeated[0])
+
+
+def test_flux_guidance_of_the_empty_prompt_is_the_pass_distilled_cfg(start):
+    _, rec = start("flux")
+    fields = dict(distilled_cfg_scale=5.0, enable_hr=True, hr_scale=1.5, hr_second_pass_steps=3)
+    fields.update(denoising_strength=0.6, hr_cfg=7.0, hr_distilled_cfg=2.0)
+    generate(rec, args=[False, 0], negative_prompt="", **fields)
+    own = unconds(rec)
+    generate(rec, args=[True, 10], **fields)  # never switches: every row is the empty prompt
+    ours = unconds(rec)
+    assert len(ours) == len(own) == 9
+    assert all(same(a, b) for a, b in zip(ours, own, strict=True))
+    assert [float(u["guidance"][0]) for u in ours] == [5.0] * 6 + [2.0] * 3
+
+
+def test_wan_shift_is_left_as_neo_set_it(start):
+    """Encoding the empty prompt sets Wan's shift; passing the shift in place leaves every evaluation's shift and the
+    refiner's as Neo had them, also when the hires pass has another shift and the conds come from Neo's cache."""
+    from fake_neo_models import _wan_module
+
+    fields = dict(distilled_cfg_scale=5.0, enable_hr=True, hr_scale=1.5, hr_second_pass_steps=3)
+    fields.update(denoising_strength=0.6, hr_cfg=7.0, hr_distilled_cfg=9.0)
+    runs = {}
+    for enabled in (False, True):
+        model, rec = start("wan")  # a fresh model and cond cache each time
+        for _ in range(2):  # the second generation takes its conds from Neo's cache: no encoding sets the shift
+            model.predictor.seen.clear()
+            generate(rec, args=[enabled, 3], **fields)
+            runs.setdefault(enabled, []).append((list(model.predictor.seen), _wan_module().refiner_shift))
+    assert runs[True] == runs[False]
+    assert runs[False][0][0] == [5.0] * 6 + [9.0] * 3 and runs[False][1][0] == [9.0] * 9
+
+
+def test_auto_mode_uses_the_fixed_delay_with_one_line(start, ext_log):
+    _, rec = start("chroma")
+    auto = generate(rec, args=[True, 2, True, 0.5, 1, 4], batch_size=2)
+    fixed = generate(rec, args=[True, 2], batch_size=2)
+    assert all(np.array_equal(a, b) for a, b in zip(pixels(auto), pixels(fixed), strict=True))
+    warnings = ext_log.at(logging.WARNING)
+    assert len(warnings) == 1 and "auto-detect is not available for Chroma" in warnings[0]
+    assert "fixed delay 2" in warnings[0]
+    assert "Negative delay: auto" in auto.infotexts[0] and "Negative delay steps: 2 2" in auto.infotexts[0]
+
+
+@pytest.mark.parametrize("host", ["forge", "neo"])
+def test_refused_where_not_checked_with_one_line(start, host, ext_log, monkeypatch):
+    from lib_negative_delay.webui import architecture
+
+    if host == "neo":
+        monkeypatch.setitem(architecture.NEO, "Wan", architecture.Architecture("Wan", refusal="not checked here"))
+    _, rec = start("wan" if host == "neo" else "chroma", host=host)
+    off = pixels(generate(rec, args=[False, 0]))
+    on = pixels(generate(rec, args=[True, 3]))
+    assert np.array_equal(off[0], on[0])
+    errors = ext_log.at(logging.ERROR)
+    assert len(errors) == 1 and "negative prompt applied as usual" in errors[0]
+    assert ("not checked here" if host == "neo" else "model type Chroma is not supported") in errors[0]
+
+
+def test_sd_models_in_neo_still_repeat_their_chunk(start):
+    """The SD path is unchanged beside the new engines: a 90-token negative (2 chunks) gets the empty chunk twice."""
+    from fake_models import FakeSD1Model
+
+    harness.start(str(ROOT), FakeSD1Model(), host="neo")
+    rec = Recorder()
+    from modules import script_callbacks
+
+    script_callbacks.on_cfg_denoiser(rec)
+    generate(rec, args=[True, 2], negative_prompt=" ".join(["glasses"] * 90))
+    assert [u.shape[1] for u in unconds(rec)] == [154] * 6
+
+
+def test_fake_engines_model_what_the_extension_relies_on():
+    """The fakes' own contract (so the tests above test the extension, not a lenient fake)."""
+    from modules import prompt_parser
+
+    chroma, flux = Chroma(), Flux()
+    assert chroma.get_learned_conditioning([""]).shape[1] == 2
+    assert chroma.get_learned_conditioning(["glasses"]).shape[1] == 3
+    with pytest.raises(RuntimeError):
+        chroma.get_learned_conditioning(["", "a b c"])
+    assert flux.get_learned_conditioning(prompt_parser.SdConditioning([""]))["guidance"].tolist() == [3.5]
+    with pytest.raises(AttributeError):
+        ENGINES["qwen-image"]().get_learned_conditioning([""])
