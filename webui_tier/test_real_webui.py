@@ -62,6 +62,8 @@ def reference_level(standin, payload: dict, reference: dict) -> float:
 @pytest.mark.parametrize("name", [s["name"] for s in SCENARIOS])
 def test_scenario(name, webui, standin):
     sc = BY_NAME[name]
+    if sc.get("compare") == "own-empty":
+        return own_empty(sc, webui.side)
     expected = standin.trace(sc, DEFAULT_CONTROLS)
     real = webui.trace(sc, DEFAULT_CONTROLS)
     traces.save(traces.OUT_DIR / f"{name}.json", {"scenario": sc, "webui": real, "standin": expected})
@@ -87,6 +89,27 @@ def test_scenario(name, webui, standin):
         else:  # random weights against the fake model: the detector may decide differently; structure checked above
             warnings.warn(f"auto mode decided differently: webui {steps[0]}, stand-in {steps[1]}", stacklevel=1)
     assert not diffs, f"{name}:\n" + "\n".join(diffs)
+
+
+def own_empty(sc: dict, side) -> None:
+    """A model only the host runs (Forge Neo's Chroma, Flux, ...): no stand-in counterpart. The delayed request against
+    the same request with the extension off, once with negative "" (the host's own empty negative) and once with the
+    negative (``traces.own_empty_errors``)."""
+    host = os.environ.get("WEBUI_HOST", "a1111")
+    if host not in sc["hosts"]:
+        pytest.skip(f"{sc['name']} runs in {sc['hosts']} (WEBUI_HOST={host})")
+    payload = sc["payload"]
+    args = payload["alwayson_scripts"][traces.NPD_TITLE]["args"]
+    off = {**payload, "alwayson_scripts": {traces.NPD_TITLE: {"args": [False, 0]}}}
+    before = side._request("/sdapi/v1/options")
+    side._request("/sdapi/v1/options", sc["options"])  # the model and its text encoder / VAE files
+    try:
+        runs = [side.run(sc["endpoint"], body) for body in (payload, {**off, "negative_prompt": ""}, off)]
+    finally:
+        side._request("/sdapi/v1/options", {key: before.get(key) for key in sc["options"]})
+    traces.save(traces.OUT_DIR / f"{sc['name']}.json", {"scenario": sc, "webui": runs})
+    diffs = traces.own_empty_errors(*runs, int(args[1]))
+    assert not diffs, f"{sc['name']}:\n" + "\n".join(diffs)
 
 
 @pytest.mark.skipif(os.environ.get("WEBUI_TIMING") != "1", reason="set WEBUI_TIMING=1")

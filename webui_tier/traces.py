@@ -414,6 +414,42 @@ def auto_errors(trace: dict, earliest: int, latest: int) -> list[str]:
     return errors
 
 
+def _descriptor_diff(a, b, where: str) -> list[str]:
+    """Differences between two ``_describe`` results of the trace extension (every key, shape and row signature)."""
+    if isinstance(a, dict) and "rows" in a and isinstance(b, dict) and "rows" in b:
+        if a["shape"] != b["shape"]:
+            return [f"{where}: shape {a['shape']} vs {b['shape']}"]
+        same = all(
+            _signature_close(x, y)
+            for ra, rb in zip(a["rows"], b["rows"], strict=True)
+            for x, y in zip(ra, rb, strict=True)
+        )
+        return [] if same else [f"{where}: values differ"]
+    if isinstance(a, dict) and isinstance(b, dict):
+        if a.keys() != b.keys():
+            return [f"{where}: keys {sorted(a)} vs {sorted(b)}"]
+        return [d for key in a for d in _descriptor_diff(a[key], b[key], f"{where} {key}")]
+    return [] if a == b else [f"{where}: {a!r} vs {b!r}"]
+
+
+def own_empty_errors(run: dict, empty: dict, negative: dict, delay: int) -> list[str]:
+    """One txt2img pass with a fixed delay, against the same request with the extension off and negative "" (Neo's
+    own empty negative) and with the negative: each evaluation's whole uncond (every key, shape and row) equals the
+    empty control's evaluation of the same index before ``delay`` and the negative control's from it; levels alike."""
+    evals = [[r for r in x["records"] if r["event"] == "eval"] for x in (run, empty, negative)]
+    if not evals[0] or len({len(e) for e in evals}) != 1:
+        return [f"evaluations: delayed {len(evals[0])}, empty {len(evals[1])}, negative {len(evals[2])}"]
+    errors = []
+    for i, (mine, own, neg) in enumerate(zip(*evals, strict=True)):
+        if not (_rel_close(mine["level"], own["level"], 1e-6) and _rel_close(mine["level"], neg["level"], 1e-6)):
+            errors.append(f"eval {i}: level {mine['level']:.6g} vs controls {own['level']:.6g} / {neg['level']:.6g}")
+        want, control = ("EMPTY", own) if mine["denoiser_step"] < delay else ("NEGATIVE", neg)
+        errors += _descriptor_diff(mine["uncond"], control["uncond"], f"eval {i} (expected {want})")
+    if not _descriptor_diff(evals[1][0]["uncond"], evals[2][0]["uncond"], ""):
+        errors.append("the empty and the negative control encode alike: the rows cannot be told apart")
+    return errors
+
+
 def save(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1, default=str))

@@ -11,9 +11,9 @@ diffusion_engine/*.py`` and ``backend/text_processing/*.py``; checked in a runni
 - its token length is the text encoder's own (T5 with one padding token for Chroma, Qwen's template stripped for
   Qwen-Image; T5 padded to 256 for Flux, UMT5 to 512 for Wan). These are joint-attention transformers, where repeating
   tokens changes the result, so the empty prompt keeps its own length (``token_chunks`` False), as Neo's own empty
-  negative has; Neo itself then batches cond and uncond as it does for any negative;
+  negative has (Z-Image: Qwen3, Lumina 2: Gemma2, both unpadded); Neo then batches it as any negative;
 - it is encoded with the pass's distilled CFG scale (Flux's ``guidance`` entry) - or, for the engines whose
-  ``distilled_cfg_scale`` is the sampling shift (Wan, Qwen-Image and the others with ``use_shift``), with the shift the
+  ``distilled_cfg_scale`` is the sampling shift (Wan, Z-Image, Lumina 2: ``use_shift``), with the shift the
   predictor has now, because encoding sets it (see ``empty_cond``);
 - auto-detect is not offered: its threshold was tuned on SD1 models only, and per-image switching would have to put
   rows of different token lengths in one batch (``auto`` False: the fixed delay is used, with one log line).
@@ -47,8 +47,8 @@ NEO = {
     "Flux": Architecture("Flux", token_chunks=False, auto=False),
     "QwenImage": Architecture("Qwen-Image", token_chunks=False, auto=False),
     "Wan": Architecture("Wan 2.1/2.2", token_chunks=False, auto=False),
-    "ZImage": Architecture("Z-Image", token_chunks=False, auto=False, refusal="not checked in a running Forge Neo"),
-    "Lumina2": Architecture("Lumina 2", token_chunks=False, auto=False, refusal="not checked in a running Forge Neo"),
+    "ZImage": Architecture("Z-Image", token_chunks=False, auto=False),
+    "Lumina2": Architecture("Lumina 2", token_chunks=False, auto=False),
 }
 """Forge Neo's engines other than SD (``backend/diffusion_engine/``), by class name."""
 

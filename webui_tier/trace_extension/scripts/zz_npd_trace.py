@@ -68,6 +68,8 @@ def _projections(n: int) -> torch.Tensor:
 def signatures(t: torch.Tensor) -> list:
     """[row][chunk] -> [sum, abs sum, projection 1, projection 2] of a [B, 77*k, D] (or [B, V]) tensor."""
     t = t.detach().to("cpu", torch.float64)
+    if t.ndim == 1:  # one number per row (Flux's guidance)
+        t = t[:, None, None]
     if t.ndim == 2:
         t = t[:, None, :]
     rows = []
