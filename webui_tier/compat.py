@@ -47,7 +47,10 @@ MODES = {
 }
 FALLBACK_LINE = "auto-detection failed"
 TRACEBACK_LINE = re.compile(r"Traceback \(most recent call last\)|^\*\*\* Error|^Error completing request", re.M)
-RESULTS = Path(__file__).resolve().parent / "compat_results.json"
+# NPD_COMPAT_HOST=neo: Forge Neo's built-in ControlNet (its preprocessor list spells "None"); results kept apart
+HOST = os.environ.get("NPD_COMPAT_HOST", "a1111")
+_NAME = "compat_results.json" if HOST == "a1111" else f"compat_results_{HOST}.json"
+RESULTS = Path(__file__).resolve().parent / _NAME
 CONTROLNET_MODEL = "control_random_sd15"  # built by tools/fetch_compat.md's recipe: random weights, SD1.5 shapes
 ADETAILER_MODEL = "face_random_yolov8n.pt"  # ultralytics' yolov8n.yaml with random weights
 
@@ -57,7 +60,7 @@ BASE_PAYLOAD = {**copy.deepcopy(BASE), "batch_size": 2}
 def _controlnet_unit(mode: str) -> dict:
     return {
         "enabled": True,
-        "module": "none",
+        "module": "None" if HOST == "neo" else "none",
         "model": CONTROLNET_MODEL,
         "weight": 1.0,
         "image": "gray64",  # replaced by a mid-grey 64x64 PNG
