@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import copy
 
+from webui_tier.tools.make_random_neo_models import api_selection
+
 TITLE = "Negative Prompt Delay"
 NEGATIVE = "glasses, hat"
 LONG_NEGATIVE = ", ".join(
@@ -250,16 +252,9 @@ SCENARIOS += [
 ]
 
 # Forge Neo's models other than SD, random and reduced (webui_tier/tools/neo_models.md builds them): each selected
-# through /sdapi/v1/options ("options"), run with Neo's preset sampler, and compared with Neo's own empty negative
-# (test_real_webui.own_empty); the stand-in has no counterpart. Batch 2 and a hires pass where the model takes one.
-NEO_FILES = {
-    "chroma": ["neo-random-t5xxl.safetensors", "neo-random-ae-f8c16.safetensors"],
-    "flux": ["neo-random-t5xxl.safetensors", "neo-random-clip-l.safetensors", "neo-random-ae-f8c16.safetensors"],
-    "qwen": ["neo-random-qwen25vl-7b.safetensors", "neo-random-wan21-vae.safetensors"],
-    "wan": ["neo-random-umt5xxl.safetensors", "neo-random-wan21-vae.safetensors"],
-    "zimage": ["neo-random-qwen3-4b.safetensors", "neo-random-ae-f8c16.safetensors"],
-    "lumina": ["neo-random-gemma2-2b.safetensors", "neo-random-ae-f8c16.safetensors"],
-}
+# through /sdapi/v1/options ("options": the checkpoint and its text encoder / VAE files, as the builder names them),
+# run with Neo's preset sampler, batch 2, and compared with Neo's own empty negative (test_real_webui.own_empty); the
+# stand-in has no counterpart.
 NEO_SETTINGS = {  # Neo's UI presets: Euler with the Simple schedule; Flux dev with a real CFG above 1
     "chroma": {"cfg_scale": 4.0},
     "flux": {"cfg_scale": 4.0, "distilled_cfg_scale": 5.0},
@@ -268,13 +263,8 @@ NEO_SETTINGS = {  # Neo's UI presets: Euler with the Simple schedule; Flux dev w
     "zimage": {"cfg_scale": 4.0, "distilled_cfg_scale": 3.0},
     "lumina": {"cfg_scale": 4.0, "distilled_cfg_scale": 6.0},
 }
-for _arch, _files in NEO_FILES.items():
-    _neo = {
-        "endpoint": "txt2img",
-        "compare": "own-empty",
-        "hosts": ["neo"],
-        "options": {"sd_model_checkpoint": f"neo-random-{_arch}.safetensors", "forge_additional_modules": _files},
-    }
+for _arch in NEO_SETTINGS:
+    _neo = {"endpoint": "txt2img", "compare": "own-empty", "hosts": ["neo"], "options": api_selection(_arch)}
     _body = {"scheduler": "Simple", "batch_size": 2, **NEO_SETTINGS[_arch], "alwayson_scripts": _npd(True, 2)}
     SCENARIOS.append({**_neo, "name": f"neo-{_arch}", "payload": _payload(**_body)})
 

@@ -58,7 +58,7 @@ def encode_empty(model: object, width: int, height: int, distilled: float | None
 
 def _sampling_shift(model: object) -> float | None:
     """The sampling shift of Neo's flow engines now. Their ``get_learned_conditioning`` sets the predictor's shift to
-    the prompt's ``distilled_cfg_scale`` (Wan, Qwen-Image, Z-Image, Lumina 2: the "Shift" slider); the text encoding
+    the prompt's ``distilled_cfg_scale`` (Wan, Z-Image, Lumina 2: the "Shift" slider); the text encoding
     does not depend on it. Passing the shift in place keeps the schedule Neo made for this and the next pass (a hires
     pass may have another shift, set when its conds were encoded before the first pass)."""
     unet = getattr(getattr(model, "forge_objects", None), "unet", None)

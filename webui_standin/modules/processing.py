@@ -682,10 +682,10 @@ class StableDiffusionProcessing:
         uc_caches, c_caches = caches
         uc = None
         extra = {}
+        hires = hires_steps is not None
         if fork is not None and fork.family == 2:  # Forge, Neo: the pass's distilled CFG scale goes with both
-            hires = hires_steps is not None
             extra["distilled_cfg_scale"] = self.hr_distilled_cfg if hires else self.distilled_cfg_scale
-        if fork is None or fork.encodes_uncond(self, hires=hires_steps is not None):
+        if fork is None or fork.encodes_uncond(self, hires=hires):
             negative_input = prompt_parser.SdConditioning(
                 negatives, width=width, height=height, is_negative_prompt=True, **extra
             )
