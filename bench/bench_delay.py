@@ -54,7 +54,7 @@ for _p in (str(ROOT / "webui_standin"), str(ROOT)):
         sys.path.insert(0, _p)
 
 from toy import metrics, world  # noqa: E402
-from toy.model import ToyLDM  # noqa: E402
+from toy.model import FLOW_WEIGHTS_DIR, ToyLDM  # noqa: E402
 from toy.presence import accessory_present, detector_accuracy  # noqa: E402
 from toy.train import eval_prompts  # noqa: E402
 from toy.world import ACCESSORIES, prompts_implying  # noqa: E402
@@ -137,12 +137,16 @@ def generate(
     return torch.stack([torch.as_tensor(im).float() for im in res.images])
 
 
-def start_stand_in() -> tuple[Any, UNetMeter]:
-    """The bundled model in the WebUI stand-in with this extension, its UNet behind a ``UNetMeter`` (returned);
-    the extension's log quietened (a delay at or beyond the steps warns on every run)."""
+MODELS = {"eps": None, "flow": FLOW_WEIGHTS_DIR}
+"""``--model``: the bundled eps model (toy/weights) or its rectified-flow sibling (toy/weights_flow)."""
+
+
+def start_stand_in(kind: str = "eps") -> tuple[Any, UNetMeter]:
+    """A bundled model (``MODELS``) in the WebUI stand-in with this extension, its UNet behind a ``UNetMeter``
+    (returned); the extension's log quietened (a delay at or beyond the steps warns on every run)."""
     import harness
 
-    model = ToyLDM.load()
+    model = ToyLDM.load(MODELS[kind])
     harness.start(str(ROOT), model)
     logging.getLogger("negative_prompt_delay").setLevel(logging.ERROR)
     return model, UNetMeter(model)
@@ -505,6 +509,7 @@ def case_config(args: argparse.Namespace, cases: dict, samplers: list[str], mode
         "memo": not args.no_memo,
         "quick": args.quick,
         "model": model.sd_model_hash,
+        "objective": model.config.get("objective", "eps"),
     }
 
 
@@ -524,6 +529,12 @@ def add_case_options(ap: argparse.ArgumentParser, samplers: str = "Euler,DPM++ 2
     )
     ap.add_argument("--pairing", choices=["cycle", "cross"], default="cycle")
     ap.add_argument("--negatives", default=",".join(ACCESSORIES), help="comma-separated accessories (default all)")
+    ap.add_argument(
+        "--model",
+        choices=sorted(MODELS),
+        default="eps",
+        help="eps: the bundled model (default); flow: its rectified-flow sibling (Euler/Heun on the shifted schedule)",
+    )
     ap.add_argument("--cfg", type=float, default=7.0)
     ap.add_argument("--samplers", default=samplers, help=f"comma-separated WebUI sampler names (default {samplers})")
     ap.add_argument("--batch", type=int, default=64, help="images per generation (default 64)")
@@ -574,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     det_acc = {a: detector_accuracy(n=1024, seed=0, accessory=a) for a in args.negatives}
     det_acc_noisy = {a: detector_accuracy(n=1024, seed=1, noise_std=0.05, accessory=a) for a in args.negatives}
-    model, meter = start_stand_in()
+    model, meter = start_stand_in(args.model)
     cases = make_cases(args, model.world_link)
     case_prompts = {n: [p for g in groups for p, _ in g] for n, (_, groups) in cases.items()}
 

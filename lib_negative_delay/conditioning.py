@@ -156,6 +156,15 @@ class FittedCache:
         return len(self._items)
 
 
+def mixable(empty: Cond, negative: Cond) -> bool:
+    """Whether ``mix_rows`` can put rows of the two in one batch (same form, same shape of every entry)."""
+    if isinstance(empty, dict) != isinstance(negative, dict):
+        return False
+    if isinstance(negative, dict):
+        return empty.keys() == negative.keys() and all(mixable(empty[k], v) for k, v in negative.items())
+    return getattr(empty, "shape", None) == getattr(negative, "shape", None)
+
+
 def mix_rows(empty: Cond, negative: Cond, use_negative: list[bool]) -> Cond:
     """Per image row: the real ``negative`` where ``use_negative`` is set, else ``empty`` (same shapes)."""
     if isinstance(empty, dict) != isinstance(negative, dict):

@@ -56,6 +56,10 @@ def same(a, b) -> bool:
     return a.shape == b.shape and torch.equal(a, b)
 
 
+ROUNDING = 1e-4  # float rounding between an auto switch and its fixed delay (pixels are in [0, 1])
+CHANGED = 1e-2  # a real difference
+
+
 def pixels(res) -> list[np.ndarray]:
     return [np.asarray(image, dtype=np.float32) for image in res.images]
 
@@ -131,15 +135,128 @@ def test_wan_shift_is_left_as_neo_set_it(start):
     assert runs[False][0][0] == [5.0] * 6 + [9.0] * 3 and runs[False][1][0] == [9.0] * 9
 
 
-def test_auto_mode_uses_the_fixed_delay_with_one_line(start, ext_log):
-    _, rec = start("chroma")
-    auto = generate(rec, args=[True, 2, True, 0.5, 1, 4], batch_size=2)
-    fixed = generate(rec, args=[True, 2], batch_size=2)
+@pytest.mark.parametrize("engine", ["qwen-image", "wan"])
+def test_auto_mode_uses_the_fixed_delay_with_one_line_where_unchecked(start, engine, ext_log):
+    _, rec = start(engine)
+    auto = generate(rec, args=[True, 2, True, 0.5, 1, 4])
+    fixed = generate(rec, args=[True, 2])
     assert all(np.array_equal(a, b) for a, b in zip(pixels(auto), pixels(fixed), strict=True))
     warnings = ext_log.at(logging.WARNING)
-    assert len(warnings) == 1 and "auto-detect is not available for Chroma" in warnings[0]
+    assert len(warnings) == 1 and "auto-detect is not available for" in warnings[0]
     assert "fixed delay 2" in warnings[0]
-    assert "Negative delay: auto" in auto.infotexts[0] and "Negative delay steps: 2 2" in auto.infotexts[0]
+    assert "Negative delay: auto" in auto.infotexts[0] and "Negative delay steps: 2" in auto.infotexts[0]
+
+
+class ScriptedCosines:
+    """Stands in for the detector's cosine in ``forge_auto``: per probed step, a value per image (switch at or above
+    the threshold), so that the two images of a batch switch at chosen steps whatever the fake model computes."""
+
+    def __init__(self, switch_at: list[int]) -> None:
+        self.switch_at = switch_at
+        self.calls: list[int] = []  # the rows asked about, per call
+
+    def __call__(self, cond, uncond, negative):
+        step = len(self.calls) + 1  # the window starts at step 1 and every step is probed
+        self.calls.append(cond.shape[0])
+        undecided = [i for i, at in enumerate(self.switch_at) if at >= step]  # rows still probed, in order
+        return torch.tensor([1.0 if self.switch_at[i] == step else -1.0 for i in undecided][: cond.shape[0]])
+
+
+AUTO = [True, 6, True, 0.5, 1, 5]  # window steps 1-5 of 8, fallback 6
+
+
+def auto_steps(res) -> list[int]:
+    return [int(x) for x in res.infotexts[0].split("Negative delay steps: ")[1].split(",")[0].split()]
+
+
+@pytest.mark.parametrize("engine", ["chroma", "flux"])
+@pytest.mark.parametrize("sampler", ["Euler", "Heun"])
+def test_auto_switch_at_k_gives_each_image_of_a_batch_its_fixed_delay_k(start, engine, sampler, monkeypatch, ext_log):
+    """Images of one batch switching at steps 2 and 4. Chroma's empty prompt is shorter than the negative, so the
+    batch cannot mix rows: every uncond row stays the empty prompt while the images differ (steps 2-3) and the image
+    that switched gets the negative's share in the post-CFG hook, at every evaluation (Heun: two a step). Flux pads
+    both to 8 rows and mixes them as SD does."""
+    from lib_negative_delay.webui import forge_auto
+
+    model, rec = start(engine)
+    monkeypatch.setattr(forge_auto, "alignment", ScriptedCosines([2, 4]))
+    fields = dict(steps=8, batch_size=2, sampler_name=sampler, prompt=["a cat on a sofa", "a red dog in a box"])
+    empty = unconds(rec) if generate(rec, args=[False, 0], negative_prompt="", **fields) else None
+    auto = generate(rec, args=AUTO, **fields)
+    assert auto_steps(auto) == [2, 4]
+    assert not ext_log.at(logging.WARNING) and not ext_log.at(logging.ERROR)
+    per_step = 2 if sampler == "Heun" else 1
+    mixed = unconds(rec)[2 * per_step : 4 * per_step]  # steps 2 and 3
+    if engine == "chroma":
+        assert all(same(u, empty[0]) for u in mixed)  # the empty prompt in every row, its own length
+    else:
+        assert all(not same(u, empty[0]) and same(u[1:], empty[0][1:]) for u in mixed if not isinstance(u, dict))
+    for i, k in enumerate((2, 4)):
+        fixed = generate(rec, args=[True, k], **fields)
+        assert np.abs(pixels(auto)[i] - pixels(fixed)[i]).max() <= ROUNDING, (i, k)
+    plain = generate(rec, args=[True, 8], **fields)  # never: image 0 really differs where it was carried
+    assert np.abs(pixels(auto)[0] - pixels(plain)[0]).max() > CHANGED
+
+
+def test_auto_on_a_flow_engine_costs_one_extra_batch_per_measured_step(start, monkeypatch):
+    """Euler, switches at 2 and 4: steps 1-4 are measured (the carried image rides on the measurement of step 3), one
+    extra call over both rows each; nothing else is evaluated."""
+    from lib_negative_delay.webui import forge_auto
+
+    model, rec = start("chroma")
+    monkeypatch.setattr(forge_auto, "alignment", ScriptedCosines([2, 4]))
+    fields = dict(steps=8, batch_size=2, prompt=["a cat on a sofa", "a red dog in a box"])
+    model.reset_calls()
+    generate(rec, args=AUTO, **fields)
+    auto_rows = sum(c.x_shape[0] for c in model.calls)
+    model.reset_calls()
+    generate(rec, args=[True, 2], **fields)
+    fixed_rows = sum(c.x_shape[0] for c in model.calls)
+    assert auto_rows - fixed_rows == 2 * 4
+
+
+def test_the_hires_pass_carries_each_image_from_its_own_level(start, monkeypatch, ext_log):
+    """The hires pass of an auto run reuses each image's switch step; Chroma's rows cannot mix, so there too the
+    image that switched earlier is carried by the post-CFG hook."""
+    from lib_negative_delay.webui import forge_auto
+
+    _, rec = start("chroma")
+    monkeypatch.setattr(forge_auto, "alignment", ScriptedCosines([2, 6]))
+    fields = dict(steps=8, batch_size=2, prompt=["a cat on a sofa", "a red dog in a box"], enable_hr=True)
+    fields.update(hr_scale=1.5, hr_second_pass_steps=4, denoising_strength=0.9, hr_cfg=7.0)
+    auto = generate(rec, args=[True, 6, True, 0.5, 1, 7], **fields)
+    assert auto_steps(auto) == [2, 6]
+    assert not ext_log.at(logging.WARNING) and not ext_log.at(logging.ERROR)
+    for i, k in enumerate((2, 6)):
+        fixed = generate(rec, args=[True, k], **fields)
+        assert np.abs(pixels(auto)[i] - pixels(fixed)[i]).max() <= ROUNDING, (i, k)
+
+
+def test_a_sampler_that_skips_the_hook_while_carrying_switches_the_whole_batch(start, monkeypatch, ext_log):
+    """The carried image's negative comes from the post-CFG hook; when a sampler stops calling it (from step 3 here, after image 0 switched at 2),
+    the images can no longer differ: one warning each for the lost hook and the batch-wide switch, then the negative
+    in every row, and the infotext records the steps used."""
+    from lib_negative_delay.webui import forge_auto
+
+    _, rec = start("chroma")
+    monkeypatch.setattr(forge_auto, "alignment", ScriptedCosines([2, 5]))
+    real = forge_auto.Seam.post_cfg
+    calls = []
+
+    def flaky(self, args):
+        calls.append(1)
+        return real(self, args) if len(calls) <= 3 else args["denoised"]  # steps 0-2 as usual
+
+    monkeypatch.setattr(forge_auto.Seam, "post_cfg", flaky)
+    fields = dict(steps=8, batch_size=2, prompt=["a cat on a sofa", "a red dog in a box"])
+    generate(rec, args=[False, 0], **fields)
+    negative = unconds(rec)[0]
+    res = generate(rec, args=[True, 6, True, 0.5, 1, 7], **fields)
+    warnings = ext_log.at(logging.WARNING)
+    assert len(warnings) == 2, warnings
+    assert "did not run its post-CFG hook" in warnings[0] and "all take it from step 4" in warnings[1]
+    assert auto_steps(res) == [2, 4]
+    assert all(same(u, negative) for u in unconds(rec)[4:])
 
 
 @pytest.mark.parametrize("host", ["forge", "neo"])

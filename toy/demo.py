@@ -223,7 +223,9 @@ def summary(columns: list[Column], seeds: list[int], args: argparse.Namespace, s
             "seeds": seeds,
             "delays": args.delays,
             "size": "32x32",
-            "model": "bundled toy model (toy/)",
+            "model": "bundled toy model (toy/weights)"
+            if args.model == "eps"
+            else "bundled rectified-flow toy model (toy/weights_flow)",
         },
         "metrics": {
             "accessory": f"toy.presence.accessory_present(images, {args.negative!r})",
@@ -254,6 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=lambda t: parse_int_list(t, "seed"),
         default=parse_int_list(DEFAULT_SEEDS),
         help=f"rows: e.g. 1-6 or 1,2,3 (default {DEFAULT_SEEDS})",
+    )
+    ap.add_argument(
+        "--model",
+        choices=("eps", "flow"),
+        default="eps",
+        help="eps: the bundled model (default); flow: its rectified-flow sibling, toy/weights_flow (use --cfg 5)",
     )
     ap.add_argument("--cfg", type=float, default=7.0, help="CFG scale (default 7)")
     ap.add_argument("--sampler", default="Euler", help="sampler name as in the WebUI (default Euler)")
@@ -297,9 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
 
-    from toy.model import ToyLDM
+    from toy.model import FLOW_WEIGHTS_DIR, ToyLDM
 
-    model = ToyLDM.load()
+    model = ToyLDM.load(FLOW_WEIGHTS_DIR if args.model == "flow" else None)
     for what, text in (("prompt", args.prompt), ("negative prompt", args.negative)):
         try:
             model.validate_prompt(text)
@@ -331,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         ext_log.setLevel(level)
     measure(columns, args.negative)
     title = f'"{args.prompt}"   negative: "{args.negative}"   {args.sampler}, {args.steps} steps, CFG {args.cfg:g}'
+    if args.model == "flow":
+        title += ", flow model"
     grid = render_grid(columns, seeds, args.scale, title, args.negative)
     seconds = time.perf_counter() - started
 

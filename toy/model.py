@@ -26,6 +26,8 @@ from .text import TextEncoder, Tokenizer
 from .unet import UNet
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+FLOW_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights_flow"
+DEFAULT_FLOW_SHIFT = 3.0
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "toy_shapes.safetensors"
 
@@ -150,10 +152,12 @@ class ToyLDM(nn.Module):
         p = Path(path) if path is not None else WEIGHTS_DIR
         weights = p if p.suffix == ".safetensors" else p / WEIGHTS_NAME
         config = json.loads((weights.parent / CONFIG_NAME).read_text())
+        if cls is ToyLDM and config.get("objective") == "flow":
+            cls = ToyFlow  # noqa: PLW0642 - the config decides which model the weights belong to
         model = cls(config)
         state = {k: v.float() for k, v in load_file(str(weights)).items()}
         model.load_state_dict(state, strict=False)
-        missing = [k for k in model.state_dict() if k not in state and k != "alphas_cumprod"]
+        missing = [k for k in model.state_dict() if k not in state and k not in _DERIVED]
         if missing:
             raise RuntimeError(f"weights file {weights} lacks tensors: {missing[:5]}...")
         digest = hashlib.sha256(weights.read_bytes()).hexdigest()
@@ -171,7 +175,7 @@ class ToyLDM(nn.Module):
         cfg = dict(self.config)
         cfg.update(extra or {})
         (d / CONFIG_NAME).write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if k != "alphas_cumprod"}
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if k not in _DERIVED}
         if fp16:
             state = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
         save_file(state, str(d / WEIGHTS_NAME))
@@ -207,14 +211,7 @@ class ToyLDM(nn.Module):
         self, x_noisy: torch.Tensor, t: torch.Tensor, cond: dict | torch.Tensor | list, return_ids: bool = False
     ) -> torch.Tensor:
         """Predict eps for x_noisy [B,3,32,32] at timesteps t [B] (0..999, float ok) with cond dict/tensor."""
-        if isinstance(cond, dict):
-            ctx = cond.get("c_crossattn")
-            if not isinstance(ctx, (list, tuple)):
-                ctx = [ctx]
-        elif isinstance(cond, (list, tuple)):
-            ctx = list(cond)
-        else:
-            ctx = [cond]
+        ctx = _context_list(cond)
         t = torch.as_tensor(t, device=x_noisy.device)
         if t.ndim == 0:
             t = t.expand(x_noisy.shape[0])
@@ -247,6 +244,97 @@ class ToyLDM(nn.Module):
         return self.model.diffusion_model.conv_in.weight.dtype
 
 
+_DERIVED = ("alphas_cumprod", "flow_sigmas")
+"""Buffers computed from the config, never saved."""
+
+
+def shifted_flow_sigmas(shift: float, num_timesteps: int = 1000) -> torch.Tensor:
+    """Ascending training levels of a discrete rectified-flow model: t = 1..T over T, time-shifted as SD3 / Flux
+    sample (sigma = shift t / (1 + (shift - 1) t)); the largest is 1 (pure noise)."""
+    t = torch.arange(1, num_timesteps + 1, dtype=torch.float64) / num_timesteps
+    return (shift * t / (1 + (shift - 1) * t)).float()
+
+
+class FlowDenoiser(torch.nn.Module):
+    """What the WebUI builds through ``create_denoiser`` for a flow model (v1.10.1's SD3 path): a k-diffusion
+    discrete schedule over the model's flow levels whose forward hands the sigma itself to ``apply_model``, which
+    returns x0. Built lazily on top of whichever ``k_diffusion`` is importable (the WebUI's or the stand-in's)."""
+
+    def __new__(cls, model: ToyFlow) -> Any:  # noqa: D102
+        import k_diffusion
+
+        class _Denoiser(k_diffusion.external.DiscreteSchedule):
+            def __init__(self) -> None:
+                super().__init__(model.flow_sigmas, quantize=False)
+                self.inner_model = model
+
+            def forward(self, input: torch.Tensor, sigma: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+                return self.inner_model.apply_model(input, sigma, **kwargs)
+
+        return _Denoiser()
+
+
+class ToyFlow(ToyLDM):
+    """The toy world as a rectified-flow model (velocity target, sigma in [0, 1]; x_sigma = (1 - sigma) x0 + sigma
+    noise, v = noise - x0), behind the interface the WebUI gives SD3 in v1.10.1: ``apply_model(x, sigma, cond)``
+    takes the noise level itself and returns x0 = x - sigma v; ``create_denoiser`` gives the samplers a discrete
+    schedule over the shifted flow levels; img2img noises with ``add_noise_to_latent``. The UNet sees the timestep
+    1000 sigma."""
+
+    is_sd1 = False
+    is_sd3 = True
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        super().__init__(config)
+        self.config["objective"] = "flow"
+        self.shift = float(self.config.get("flow_shift", DEFAULT_FLOW_SHIFT))
+        self.register_buffer("flow_sigmas", shifted_flow_sigmas(self.shift, self.num_timesteps))
+        # what v1.10.1 gives SD3 for the timestep samplers: the levels read back as sqrt((1 - a) / a)
+        self.alphas_cumprod = 1.0 / (self.flow_sigmas**2 + 1.0)
+
+    def velocity(self, x: torch.Tensor, sigma: torch.Tensor, context: list[torch.Tensor]) -> torch.Tensor:
+        """The UNet's raw output v at levels ``sigma`` [B]."""
+        return self.model(x, sigma.float() * self.num_timesteps, c_crossattn=list(context))
+
+    def apply_model(
+        self, x_noisy: torch.Tensor, t: torch.Tensor, cond: dict | torch.Tensor | list, return_ids: bool = False
+    ) -> torch.Tensor:
+        """x0 for ``x_noisy`` at flow levels ``t`` (sigmas in [0, 1], a scalar or [B])."""
+        ctx = _context_list(cond)
+        sigma = torch.as_tensor(t, device=x_noisy.device, dtype=torch.float32)
+        if sigma.ndim == 0:
+            sigma = sigma.expand(x_noisy.shape[0])
+        v = self.velocity(x_noisy, sigma, ctx)
+        return x_noisy - sigma.view(-1, 1, 1, 1) * v
+
+    def create_denoiser(self) -> Any:
+        """The samplers' inner model (WebUI v1.10.1 asks the checkpoint for one before its CompVis wrappers)."""
+        return FlowDenoiser(self)
+
+    def add_noise_to_latent(self, x: torch.Tensor, noise: torch.Tensor, amount: Any) -> torch.Tensor:
+        """img2img's starting point at level ``amount``: the straight path between image and noise."""
+        return x * (1 - amount) + noise * amount
+
+
+def _context_list(cond: dict | torch.Tensor | list) -> list[torch.Tensor]:
+    if isinstance(cond, dict):
+        ctx = cond.get("c_crossattn")
+        return list(ctx) if isinstance(ctx, (list, tuple)) else [ctx]
+    if isinstance(cond, (list, tuple)):
+        return list(cond)
+    return [cond]
+
+
+def flow_sample_sigmas(model: ToyFlow, steps: int) -> torch.Tensor:
+    """k-diffusion's default schedule of a discrete model (``DiscreteSchedule.get_sigmas``) over the flow levels:
+    ``steps`` levels at timesteps evenly spaced from the last to 0, log-linearly interpolated, then 0."""
+    log = model.flow_sigmas.double().cpu().log()
+    t = torch.linspace(model.num_timesteps - 1, 0, steps, dtype=torch.float64)
+    low, high = t.floor().long(), t.ceil().long()
+    w = t - low
+    return torch.cat([((1 - w) * log[low] + w * log[high]).exp(), torch.zeros(1, dtype=torch.float64)]).float()
+
+
 def _discrete_sigmas(model: ToyLDM, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     """k-diffusion `DiscreteEpsDDPMDenoiser.get_sigmas(steps)`: (sigmas [steps+1] ending in 0, timesteps [steps])."""
     ac = model.alphas_cumprod.double().cpu()
@@ -270,7 +358,8 @@ def _quick_sample(
     cfg_scale: float = 7.0,
     negative_start_step: int = 0,
 ) -> torch.Tensor:
-    """Deterministic k-diffusion-style Euler sampler with CFG (test/demo helper; not the WebUI-faithful one).
+    """Deterministic k-diffusion-style Euler sampler with CFG (test/demo helper; not the WebUI-faithful one), on the
+    model's default schedule (the eps model's discrete levels, the flow model's shifted flow levels).
 
     Before step `negative_start_step` the unconditional branch uses the empty prompt ""; from then on it uses the
     negative prompt (the "negative prompt delay"). Returns images [B,3,32,32] in [-1,1].
@@ -284,18 +373,24 @@ def _quick_sample(
     cond = model.get_learned_conditioning(prompts)
     neg = model.get_learned_conditioning(negative_prompts)
     empty = model.get_learned_conditioning([""] * n)
-    sigmas, ts = _discrete_sigmas(model, steps)
+    flow = isinstance(model, ToyFlow)
+    if flow:
+        sigmas = flow_sample_sigmas(model, steps)
+    else:
+        sigmas, ts = _discrete_sigmas(model, steps)
     x = noise.to(dev) * sigmas[0]
     for i in range(steps):
         sigma = float(sigmas[i])
         unc = neg if i >= negative_start_step else empty
-        c_in = 1.0 / (sigma**2 + 1.0) ** 0.5
-        xin = torch.cat([x, x]) * c_in
-        tt = torch.full((2 * n,), float(ts[i]), device=dev)
-        eps = model.apply_model(xin, tt, {"c_crossattn": [torch.cat([cond, unc])]})
-        e_c, e_u = eps.chunk(2)
-        eps = e_u + cfg_scale * (e_c - e_u)
-        denoised = x - eps * sigma
+        ctx = {"c_crossattn": [torch.cat([cond, unc])]}
+        if flow:  # the model returns x0 at the level itself
+            x0_c, x0_u = model.apply_model(torch.cat([x, x]), torch.full((2 * n,), sigma, device=dev), ctx).chunk(2)
+            denoised = x0_u + cfg_scale * (x0_c - x0_u)
+        else:
+            c_in = 1.0 / (sigma**2 + 1.0) ** 0.5
+            tt = torch.full((2 * n,), float(ts[i]), device=dev)
+            e_c, e_u = model.apply_model(torch.cat([x, x]) * c_in, tt, ctx).chunk(2)
+            denoised = x - (e_u + cfg_scale * (e_c - e_u)) * sigma
         d = (x - denoised) / sigma
         x = x + d * (float(sigmas[i + 1]) - sigma)
     return x.clamp(-1, 1)

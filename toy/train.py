@@ -75,7 +75,7 @@ import torch
 import torch.nn.functional as F
 
 from . import world
-from .model import ToyLDM, _quick_sample
+from .model import DEFAULT_FLOW_SHIFT, ToyFlow, ToyLDM, _quick_sample
 from .presence import accessory_present
 
 RESUME_NAME = "resume.pt"
@@ -162,7 +162,10 @@ def train(args: argparse.Namespace) -> ToyLDM:
     scene_kw |= {"wearer_cx_squeeze": args.wearer_squeeze, "link": args.link}
     wcfg = {**scene_kw, "mention_prob": args.mention_prob}
     cfg = {"world": wcfg, "unet_c1": args.c1, "unet_c2": args.c2, "unet_patch": args.patch, "text_dim": args.text_dim}
-    model = ToyLDM(cfg).to(device)
+    flow = args.objective == "flow"
+    if flow:
+        cfg |= {"objective": "flow", "flow_shift": args.flow_shift}
+    model = (ToyFlow if flow else ToyLDM)(cfg).to(device)
     model.train()
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.99))
@@ -199,14 +202,25 @@ def train(args: argparse.Namespace) -> ToyLDM:
         scenes = world.sample_scenes(args.batch, generator=gen, **scene_kw)
         captions = world.training_captions(scenes, rng, mention_prob=args.mention_prob)
         x0, _ = world.render(scenes.to(device))
-        t = torch.randint(0, model.num_timesteps, (args.batch,), generator=gen).to(device)
-        noise = torch.randn(x0.shape, generator=gen).to(device)
-        a = ac[t][:, None, None, None]
-        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        if flow:  # rectified flow: a level uniform in [0, 1), the straight path, the velocity as target
+            sigma = torch.rand(args.batch, generator=gen).to(device)
+            noise = torch.randn(x0.shape, generator=gen).to(device)
+            s = sigma[:, None, None, None]
+            xt = (1 - s) * x0 + s * noise
+            target = noise - x0
+        else:  # SD's VP schedule, the added noise as target
+            t = torch.randint(0, model.num_timesteps, (args.batch,), generator=gen).to(device)
+            noise = torch.randn(x0.shape, generator=gen).to(device)
+            a = ac[t][:, None, None, None]
+            xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+            target = noise
         with autocast:
             cond = model.get_learned_conditioning(captions)
-            eps = model.apply_model(xt, t, {"c_crossattn": [cond]})
-            loss = F.mse_loss(eps.float(), noise)
+            if flow:
+                pred = model.velocity(xt, sigma, [cond])
+            else:
+                pred = model.apply_model(xt, t, {"c_crossattn": [cond]})
+            loss = F.mse_loss(pred.float(), target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -244,6 +258,8 @@ def _run_key(args: argparse.Namespace) -> dict:
     keys = ("schedule_iters", "batch", "lr", "ema", "seed", "warmup", "c1", "c2", "patch", "text_dim")
     keys += ("accessory_prob", "stray_prob", "mention_prob", "two_prob", "wearer_layout")
     keys += ("wearer_tilt", "wearer_squeeze", "link")
+    if args.objective == "flow":  # (eps runs keep the keys their checkpoints and config.json were written with)
+        keys += ("objective", "flow_shift")
     return {k: getattr(args, k) for k in keys}
 
 
@@ -301,6 +317,16 @@ def main(argv: list[str] | None = None) -> None:
         choices=sorted(world.AFFINITY),
         default=world.DEFAULT_LINK,
         help="what each accessory goes with: a shape colour or a shape kind (the world of the earlier weights)",
+    )
+    p.add_argument(
+        "--objective",
+        choices=("eps", "flow"),
+        default="eps",
+        help="eps: noise prediction on SD's VP schedule (the bundled model); flow: rectified flow, velocity target "
+        "(toy/weights_flow)",
+    )
+    p.add_argument(
+        "--flow-shift", type=float, default=DEFAULT_FLOW_SHIFT, help="flow: the time shift of the sampling schedule"
     )
     p.add_argument("--checkpoint-minutes", type=float, default=5.0)
     p.add_argument("--log-every", type=int, default=100)

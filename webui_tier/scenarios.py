@@ -267,6 +267,10 @@ for _arch in NEO_SETTINGS:
     _neo = {"endpoint": "txt2img", "compare": "own-empty", "hosts": ["neo"], "options": api_selection(_arch)}
     _body = {"scheduler": "Simple", "batch_size": 2, **NEO_SETTINGS[_arch], "alwayson_scripts": _npd(True, 2)}
     SCENARIOS.append({**_neo, "name": f"neo-{_arch}", "payload": _payload(**_body)})
+    # auto mode (test_real_webui.own_auto): sensitivity 0.25 (cosine threshold 0.05) leaves random weights' images
+    # undecided for a step or more, so images of the batch tend to switch apart; 8 steps, window 1-6
+    _auto = {**_body, "steps": 8, "alwayson_scripts": _npd(True, 4, True, 0.25, 1, 6)}
+    SCENARIOS.append({**_neo, "compare": "own-auto", "name": f"neo-{_arch}-auto", "payload": _payload(**_auto)})
 
 DEFAULT_CONTROLS = {"EMPTY": {"negative_prompt": ""}, "NEGATIVE": {}}
 

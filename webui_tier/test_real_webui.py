@@ -64,6 +64,8 @@ def test_scenario(name, webui, standin):
     sc = BY_NAME[name]
     if sc.get("compare") == "own-empty":
         return own_empty(sc, webui.side)
+    if sc.get("compare") == "own-auto":
+        return own_auto(sc, webui.side)
     expected = standin.trace(sc, DEFAULT_CONTROLS)
     real = webui.trace(sc, DEFAULT_CONTROLS)
     traces.save(traces.OUT_DIR / f"{name}.json", {"scenario": sc, "webui": real, "standin": expected})
@@ -95,21 +97,42 @@ def own_empty(sc: dict, side) -> None:
     """A model only the host runs (Forge Neo's Chroma, Flux, ...): no stand-in counterpart. The delayed request against
     the same request with the extension off, once with negative "" (the host's own empty negative) and once with the
     negative (``traces.own_empty_errors``)."""
-    host = os.environ.get("WEBUI_HOST", "a1111")
-    if host not in sc["hosts"]:
-        pytest.skip(f"{sc['name']} runs in {sc['hosts']} (WEBUI_HOST={host})")
     payload = sc["payload"]
     args = payload["alwayson_scripts"][traces.NPD_TITLE]["args"]
     off = {**payload, "alwayson_scripts": {traces.NPD_TITLE: {"args": [False, 0]}}}
-    before = side._request("/sdapi/v1/options")
-    side._request("/sdapi/v1/options", sc["options"])  # the model and its text encoder / VAE files
-    try:
-        runs = [side.run(sc["endpoint"], body) for body in (payload, {**off, "negative_prompt": ""}, off)]
-    finally:
-        side._request("/sdapi/v1/options", {key: before.get(key) for key in sc["options"]})
+    runs = _host_model(sc, side, [payload, {**off, "negative_prompt": ""}, off])
     traces.save(traces.OUT_DIR / f"{sc['name']}.json", {"scenario": sc, "webui": runs})
     diffs = traces.own_empty_errors(*runs, int(args[1]))
     assert not diffs, f"{sc['name']}:\n" + "\n".join(diffs)
+
+
+def _host_model(sc: dict, side, bodies: list[dict]) -> list[dict]:
+    """Run ``bodies`` with the scenario's model selected (``sc["options"]``), then restore the options."""
+    host = os.environ.get("WEBUI_HOST", "a1111")
+    if host not in sc["hosts"]:
+        pytest.skip(f"{sc['name']} runs in {sc['hosts']} (WEBUI_HOST={host})")
+    before = side._request("/sdapi/v1/options")
+    side._request("/sdapi/v1/options", sc["options"])  # the model and its text encoder / VAE files
+    try:
+        return [side.run(sc["endpoint"], body) for body in bodies]
+    finally:
+        side._request("/sdapi/v1/options", {key: before.get(key) for key in sc["options"]})
+
+
+def own_auto(sc: dict, side) -> None:
+    """Auto mode on a model only the host runs: each image against the same request with the fixed delay at its own
+    switch step, and the UNet rows against the documented extra evaluations (``traces.own_auto_errors``)."""
+    payload = sc["payload"]
+    args = payload["alwayson_scripts"][traces.NPD_TITLE]["args"]
+    (auto,) = _host_model(sc, side, [payload])
+    info = traces.npd_infotext([r for r in auto["records"] if r["event"] == "end"][-1]["infotexts"])
+    steps = sorted({int(v) for v in info[0]["Negative delay steps"].split()})
+    bodies = [{**payload, "alwayson_scripts": {traces.NPD_TITLE: {"args": [True, k]}}} for k in steps]
+    fixed = dict(zip(steps, _host_model(sc, side, bodies), strict=True))
+    traces.save(traces.OUT_DIR / f"{sc['name']}.json", {"scenario": sc, "webui": {"auto": auto, "fixed": fixed}})
+    diffs = traces.own_auto_errors(auto, fixed, int(args[4]), int(args[5]))
+    assert not diffs, f"{sc['name']} (switch steps {info[0]['Negative delay steps']}):\n" + "\n".join(diffs)
+    print(f"{sc['name']}: switch steps {info[0]['Negative delay steps']}, UNet rows auto {auto['unet_rows']}")
 
 
 @pytest.mark.skipif(os.environ.get("WEBUI_TIMING") != "1", reason="set WEBUI_TIMING=1")

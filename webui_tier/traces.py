@@ -149,11 +149,11 @@ class RealWebUI:
         add_fork_hires_fields(body)
         tag = uuid.uuid4().hex
         body.setdefault("alwayson_scripts", {})[TRACE_TITLE] = {"args": [tag]}
-        self._request(f"/sdapi/v1/{endpoint}", body)
+        response = self._request(f"/sdapi/v1/{endpoint}", body)
         records = self._request(f"/npd-trace/records?tag={tag}")["records"]
         if not records:
             raise RuntimeError("the trace extension recorded nothing for this request")
-        return {"records": records, "unet_rows": records[-1]["unet_rows"]}
+        return {"records": records, "unet_rows": records[-1]["unet_rows"], "images": response.get("images", [])}
 
     def timing(self, **body) -> dict:
         return self._request("/npd-trace/timing", body)
@@ -447,6 +447,40 @@ def own_empty_errors(run: dict, empty: dict, negative: dict, delay: int) -> list
         errors += _descriptor_diff(mine["uncond"], control["uncond"], f"eval {i} (expected {want})")
     if not _descriptor_diff(evals[1][0]["uncond"], evals[2][0]["uncond"], ""):
         errors.append("the empty and the negative control encode alike: the rows cannot be told apart")
+    return errors
+
+
+def decode_images(run: dict) -> list:
+    """The response's images (base64 PNG) as uint8 arrays [H, W, C]."""
+    import numpy as np
+    from PIL import Image
+
+    raw = [base64.b64decode(b64.split(",")[-1]) for b64 in run["images"]]
+    return [np.asarray(Image.open(io.BytesIO(data)).convert("RGB")) for data in raw]
+
+
+def own_auto_errors(auto: dict, fixed: dict[int, dict], earliest: int, latest: int, tolerance: int = 1) -> list[str]:
+    """Auto mode in a host whose model has no stand-in counterpart (Forge Neo's flow engines), one pass, one evaluation
+    per step: image i of ``auto`` switched at step k_i (infotext) and must be image i of the same request with the fixed
+    delay k_i (``fixed[k_i]``) up to ``tolerance`` levels of 255 (float rounding: the switched images' negative comes
+    from the measurement's own call); the UNet ran one extra call over the batch's rows per measured step
+    (earliest..min(max k_i, latest - 1)) and nothing else."""
+    info = npd_infotext([r for r in auto["records"] if r["event"] == "end"][-1]["infotexts"])
+    steps = [int(v) for v in info[0]["Negative delay steps"].split()]
+    images = decode_images(auto)
+    if len(steps) != len(images):
+        return [f"infotext steps {steps} for {len(images)} images"]
+    errors = []
+    for i, k in enumerate(steps):
+        want = decode_images(fixed[k])[i]
+        diff = int(abs(images[i].astype(int) - want.astype(int)).max())
+        if diff > tolerance:
+            errors.append(f"image {i} (switch step {k}): max pixel difference {diff} from the fixed delay {k}")
+    rows = len(images)
+    measured = max(0, min(max(steps), latest - 1) - earliest + 1)
+    extra = auto["unet_rows"] - fixed[steps[0]]["unet_rows"]
+    if extra != rows * measured:
+        errors.append(f"UNet rows: auto ran {extra} more than fixed, expected {rows} x {measured} measured steps")
     return errors
 
 

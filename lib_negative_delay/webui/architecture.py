@@ -15,8 +15,11 @@ diffusion_engine/*.py`` and ``backend/text_processing/*.py``; checked in a runni
 - it is encoded with the pass's distilled CFG scale (Flux's ``guidance`` entry) - or, for the engines whose
   ``distilled_cfg_scale`` is the sampling shift (Wan, Z-Image, Lumina 2: ``use_shift``), with the shift the
   predictor has now, because encoding sets it (see ``empty_cond``);
-- auto-detect is not offered: its threshold was tuned on SD1 models only, and per-image switching would have to put
-  rows of different token lengths in one batch (``auto`` False: the fixed delay is used, with one log line).
+- auto-detect measures in Neo's post-CFG hook like for SD (``forge_auto``: on x0 predictions, which Neo derives
+  from the velocity as x0 = x - sigma v); where the images of a batch switch at different steps and the empty prompt
+  and the negative have different token lengths, the batch keeps the empty prompt and the switched images get the
+  negative's share from the extra evaluation (``Seam.carry``). Enabled for the engines where a running Neo showed an
+  auto switch at step k giving the image of a fixed delay k (docs/forks.md §7).
 """
 
 from __future__ import annotations
@@ -43,8 +46,8 @@ SD = Architecture("SD1/SD2/SDXL")
 SD_FLAGS = ("is_sd1", "is_sd2", "is_sdxl")
 
 NEO = {
-    "Chroma": Architecture("Chroma", token_chunks=False, auto=False),
-    "Flux": Architecture("Flux", token_chunks=False, auto=False),
+    "Chroma": Architecture("Chroma", token_chunks=False),
+    "Flux": Architecture("Flux", token_chunks=False),
     "QwenImage": Architecture("Qwen-Image", token_chunks=False, auto=False),
     "Wan": Architecture("Wan 2.1/2.2", token_chunks=False, auto=False),
     "ZImage": Architecture("Z-Image", token_chunks=False, auto=False),

@@ -15,13 +15,22 @@ The forks never call ``cfg_denoised`` and build the cond/uncond batch themselves
 
 The extra call evaluates every row of the batch, not only the undecided images: the forks truncate or repeat
 condition tensors to the batch they are given, so a subset of rows cannot be built without their internals.
+
+The same correction carries images that already switched while others have not, where the empty prompt and the
+negative cannot share one batch (Forge Neo's flow engines give each prompt its own token length): the batch keeps
+the empty prompt in every row, and the carried rows get the negative's share from the extra call of that very
+evaluation (``Seam.carry``; every evaluation of the mixed phase, also the second of a two-evaluation step).
+
+All of this works on x0 predictions (the forks hand the post-CFG function denoised images whatever the model
+predicts: eps, v or, for flow models, velocity with x0 = x - sigma v), and the detector's cosine compares two
+differences from one input, which is the same in any of those parameterisations.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -35,12 +44,14 @@ from lib_negative_delay.webui.host import FORGE2, Host
 class Expected:
     """One evaluation's probe, handed from ``on_cfg_denoiser`` to the post-CFG function."""
 
-    detector: AlignmentDetector
+    detector: AlignmentDetector | None  # None: nothing to measure, only rows to carry
     step: int
     images: list[int]
     negative: Cond  # the real negative conditioning, one row per image (A1111 form)
     switched: Callable[[], None]  # called after images switched (records the infotext)
     failed: Callable[[Exception], None]  # called when the measurement cannot run
+    carried: list[int] = field(default_factory=list)
+    """rows that use the negative already but were given the empty prompt in the batch (see the module doc)"""
 
 
 class Seam:
@@ -54,6 +65,13 @@ class Seam:
     def expect(self, expected: Expected | None) -> None:
         self.pending = expected
         self.cond_scale = None
+
+    def carry(self, rows: list[int], negative: Cond, failed: Callable[[Exception], None]) -> None:
+        """This evaluation's batch gives ``rows`` the empty prompt though they use ``negative``: correct them in the
+        post-CFG function (with the evaluation's measurement, if one is pending)."""
+        if self.pending is None:
+            self.pending = Expected(None, -1, [], negative, switched=lambda: None, failed=failed)
+        self.pending.carried = list(rows)
 
     def modifier(self, model, x, timestep, uncond, cond, cond_scale, model_options, seed):  # noqa: ANN001, ANN201
         """Conditioning modifier: unchanged, but notes the CFG scale of this evaluation."""
@@ -73,15 +91,19 @@ class Seam:
             negative = _evaluate(self.host, args, _compile(self.host, expected.negative, args["uncond"]))
             rows = expected.images
             uncond = args["uncond_denoised"]
-            cosine = alignment(args["cond_denoised"][rows], uncond[rows], negative[rows])
-            switched = expected.detector.decide(expected.step, rows, cosine)
-            if not switched:
+            switched = []
+            if rows and expected.detector is not None:
+                cosine = alignment(args["cond_denoised"][rows], uncond[rows], negative[rows])
+                switched = expected.detector.decide(expected.step, rows, cosine)
+            corrected = sorted(set(switched) | set(expected.carried))
+            if not corrected:
                 return denoised
             factor = 1.0 - float(scale) * _edit_strength(args.get("cond"))
             out = denoised.clone()
-            for i in switched:
+            for i in corrected:
                 out[i] = denoised[i] + factor * (negative[i].to(denoised.dtype) - uncond[i])
-            expected.switched()
+            if switched:
+                expected.switched()
             return out
         except Exception as exc:  # never break a generation
             expected.failed(exc)

@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 from lib_negative_delay import INFOTEXT_KEY, MAX_DELAY
-from lib_negative_delay.conditioning import UnsupportedConditioning, mix_rows
+from lib_negative_delay.conditioning import UnsupportedConditioning, mix_rows, mixable
 from lib_negative_delay.detector import AlignmentDetector, threshold_for
 from lib_negative_delay.schedule import (
     EvalPattern,
@@ -217,7 +217,9 @@ def before_sampling(p: Any) -> None:
         state.scale = levels.timestep_scale(shared.sd_model) if timesteps else None
         if state.settings.auto:
             _setup_auto_pass(state, is_hires, int(getattr(p, "batch_size", 1) or 1))
-            if state.detector is not None and running.is_fork:
+            # the seam measures (first pass) and carries switched images where rows cannot be mixed (any pass)
+            carries = not getattr(state.architecture, "token_chunks", True)
+            if running.is_fork and (state.detector is not None or carries):
                 _install_seam(state, p, running)
         state.size = (int(p.hr_upscale_to_x), int(p.hr_upscale_to_y)) if is_hires else (int(p.width), int(p.height))
         # the distilled CFG scale this pass encodes its negative with (Forge, Neo; None in A1111)
@@ -331,6 +333,44 @@ def _auto_failed(state: GenerationState, p: Any, exc: Exception) -> None:
     state.log.warning(f"auto-detection failed ({exc}); using the fixed delay {delay}{kept}")
 
 
+def _carry(state: GenerationState, p: Any, params: Any, uses_negative: list[bool], step: int) -> bool:
+    """Images of the batch differ (auto mode) but the empty prompt and the negative cannot share a batch (their token
+    lengths differ, Forge Neo's flow engines): the batch keeps the empty prompt and the seam gives the images that
+    use the negative their share (``forge_auto``). False when nothing can: then every image takes the negative prompt
+    from this step on (warned once; the first pass's infotext records the steps used)."""
+    rows = [i for i, used in enumerate(uses_negative) if used]
+    if state.seam is not None:
+        state.seam.carry(rows, params.text_uncond, failed=lambda exc: _carry_failed(state, p, exc))
+        return True
+    starts = [at if used else step for used, at in zip(uses_negative, _starts(state, uses_negative), strict=True)]
+    state.detector, state.starts = None, starts
+    if not getattr(p, "is_hr_pass", False):
+        _set_auto_steps(state, p, starts)
+    state.log.warning(
+        f"the images of this batch cannot take the negative prompt at different steps here: all take it from "
+        f"step {step} [{host.detect().label}]"
+    )
+    return False
+
+
+def _starts(state: GenerationState, uses_negative: list[bool]) -> list[int]:
+    if state.starts is not None:
+        return list(state.starts)
+    if state.detector is not None:
+        return state.detector.finish(_reference_steps(state))
+    return [state.settings.delay] * len(uses_negative)
+
+
+def _carry_failed(state: GenerationState, p: Any, exc: Exception) -> None:
+    """The seam could not give carried images their negative: stop carrying (the next evaluation of the mixed phase
+    switches the whole batch, ``_carry``); a detection under way ends as in ``_auto_failed``."""
+    state.seam = None
+    if state.detector is not None:
+        _auto_failed(state, p, exc)
+    else:
+        state.log.warning(f"could not apply the negative prompt to the switched images alone ({exc})")
+
+
 def _uses_negative(state: GenerationState, p: Any, params: Any, step: int) -> list[bool]:
     """Per image of the batch: does this step use the real negative prompt? Sets up auto mode's probe."""
     detector: AlignmentDetector | None = state.detector
@@ -387,10 +427,15 @@ def on_cfg_denoiser(params: Any) -> None:
     if state is None or state.failed or not state.prepared:
         return
     if state.seam is not None:
-        if state.seam.pending is not None and state.detector is state.seam.pending.detector:
-            # the previous evaluation's probe never reached the post-CFG hook: this sampler bypasses it
-            _auto_failed(state, p, RuntimeError(f"{host.detect().name} did not run its post-CFG hook for this sampler"))
-        state.seam.expect(None)
+        missed = state.seam.pending
+        if missed is not None:  # the previous evaluation never reached the post-CFG hook: this sampler bypasses it
+            reason = RuntimeError(f"{host.detect().name} did not run its post-CFG hook for this sampler")
+            if missed.carried:
+                _carry_failed(state, p, reason)
+            elif missed.detector is not None and missed.detector is state.detector:
+                _auto_failed(state, p, reason)
+        if state.seam is not None:
+            state.seam.expect(None)
     if params.text_uncond is None:  # no unconditional branch (CFG scale 1 in the forks): nothing to delay
         state.log.info("this evaluation has no negative conditioning (CFG scale 1?): nothing to delay")
         return
@@ -412,7 +457,10 @@ def on_cfg_denoiser(params: Any) -> None:
         chunks = getattr(state.architecture, "token_chunks", True)
         empty = empty_cond.fitted.get(state.empty_key, state.empty, params.text_uncond, chunks)
         if any(uses_negative):
-            empty = mix_rows(empty, params.text_uncond, uses_negative)
+            if mixable(empty, params.text_uncond):
+                empty = mix_rows(empty, params.text_uncond, uses_negative)
+            elif not _carry(state, p, params, uses_negative, step):
+                return  # the whole batch takes the negative prompt from here
         params.text_uncond = empty
         if _HANDOFF and _HANDOFF[-1][0] is state:
             _HANDOFF[-1][2].sent = empty  # the measurement checks that no later callback replaced it

@@ -79,11 +79,14 @@ _SIGMA_RANGE_OPTIONS = (("sigma_min", "Schedule min sigma", 0), ("sigma_max", "S
 
 
 class CFGDenoiserKDiffusion(sd_samplers_cfg_denoiser.CFGDenoiser):
-    """The CFG denoiser of k-diffusion samplers: its inner model is a CompVisDenoiser (CompVisVDenoiser for
-    v-prediction models) around shared.sd_model, made on first use."""
+    """The CFG denoiser of k-diffusion samplers: its inner model is what the checkpoint's ``create_denoiser`` makes
+    when it has one (v1.10.1's SD3 path), else a CompVisDenoiser (CompVisVDenoiser for v-prediction models) around
+    shared.sd_model, made on first use."""
 
     @property
     def inner_model(self):
+        if self.model_wrap is None and callable(getattr(shared.sd_model, "create_denoiser", None)):
+            self.model_wrap = shared.sd_model.create_denoiser()
         if self.model_wrap is None:
             is_v = shared.sd_model.parameterization == "v"
             wrapper = k_diffusion.external.CompVisVDenoiser if is_v else k_diffusion.external.CompVisDenoiser
