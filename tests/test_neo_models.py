@@ -233,9 +233,9 @@ def test_the_hires_pass_carries_each_image_from_its_own_level(start, monkeypatch
 
 
 def test_a_sampler_that_skips_the_hook_while_carrying_switches_the_whole_batch(start, monkeypatch, ext_log):
-    """The carried image's negative comes from the post-CFG hook; when a sampler stops calling it (from step 3 here, after image 0 switched at 2),
-    the images can no longer differ: one warning each for the lost hook and the batch-wide switch, then the negative
-    in every row, and the infotext records the steps used."""
+    """The carried image's negative comes from the post-CFG hook; when a sampler stops calling it (from step 3 here,
+    after image 0 switched at 2), the images can no longer differ: one warning each for the lost hook and the
+    batch-wide switch, then the negative in every row, and the infotext records the steps used."""
     from lib_negative_delay.webui import forge_auto
 
     _, rec = start("chroma")
