@@ -117,3 +117,56 @@ def test_auto_on_the_flow_model_gives_each_image_its_fixed_delay():
         for i, s in enumerate(steps):
             if s == delay:
                 assert torch.allclose(fixed.images[i], res.images[i], atol=2e-4), (i, s)
+
+
+class _FakeSD3:
+    """A model that says SD3 the way v1.10.1 does (``is_sd3``, the SD flags off)."""
+
+    @staticmethod
+    def make():
+        from fake_models import FakeSD1Model
+
+        class FakeSD3(FakeSD1Model):
+            is_sd1 = False
+            is_sd3 = True
+
+        return FakeSD3(name="fake-sd3")
+
+
+def test_sd3_in_a1111_keeps_the_empty_prompts_own_length_and_offers_no_auto(ext_log):
+    """SD3's tokens are CLIP then T5 for a joint-attention model: a two-chunk negative gets the empty prompt at its
+    own one-chunk length (the WebUI's own empty negative), not the chunk repeated; auto-detect falls back with one
+    line."""
+    import logging
+
+    h, rec = start(_FakeSD3.make())
+    long_negative = " ".join(["glasses"] * 90)
+    kw = dict(prompt="a cat", steps=4, seed=2)
+    own = h.txt2img(**kw, negative_prompt="", **ext(False, 0))
+    own_uncond = rec.evaluations[0].uncond
+    rec.clear()
+    never = h.txt2img(**kw, negative_prompt=long_negative, **ext(True, 4))
+    assert [e.uncond.shape[1] for e in rec.evaluations] == [own_uncond.shape[1]] * 4 == [77] * 4
+    assert all(torch.equal(e.uncond, own_uncond) for e in rec.evaluations)
+    assert torch.equal(never.images[0], own.images[0])
+    auto = h.txt2img(**kw, negative_prompt=long_negative, **ext(True, 2, True, 0.5, 1, 3))
+    warnings = ext_log.at(logging.WARNING)
+    assert len(warnings) == 2 and "auto-detect is not available for SD3 models" in warnings[1]
+    assert "Negative delay steps: 2" in auto.infotexts[0]
+
+
+def test_sd3_in_a_fork_is_refused_with_one_line(ext_log):
+    import logging
+
+    import fork_flavour
+    import harness
+
+    try:
+        harness.start(str(ROOT), _FakeSD3.make(), host="reforge")
+        off = harness.txt2img(prompt="a cat", negative_prompt="glasses", steps=4, seed=2, **ext(False, 0))
+        on = harness.txt2img(prompt="a cat", negative_prompt="glasses", steps=4, seed=2, **ext(True, 2))
+    finally:
+        fork_flavour.select("a1111")
+    assert torch.equal(off.images[0], on.images[0])
+    errors = ext_log.at(logging.ERROR)
+    assert len(errors) == 1 and "SD3 is not supported in reForge" in errors[0]

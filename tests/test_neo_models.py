@@ -259,6 +259,24 @@ def test_a_sampler_that_skips_the_hook_while_carrying_switches_the_whole_batch(s
     assert all(same(u, negative) for u in unconds(rec)[4:])
 
 
+def test_flux_kontext_is_named_keeps_its_reference_latents_and_uses_the_fixed_delay(start, ext_log):
+    """Neo marks a Kontext checkpoint in ``dynamic_args``; the reference latents the positive prompt's encoding hands
+    on are still there after the empty prompt's encoding (a negative's), and auto-detect, unchecked on Kontext, falls
+    back with one line naming it."""
+    from fake_neo_models import neo_dynamic_args
+
+    model, rec = start("flux")
+    flags = neo_dynamic_args()
+    flags["kontext"] = True
+    reference = torch.ones(1, 4, 8, 8)
+    model.ref_latents.append(reference)
+    res = generate(rec, args=[True, 2, True, 0.5, 1, 4], batch_size=2)
+    assert len(flags["ref_latents"]) == 1 and torch.equal(flags["ref_latents"][0], reference)
+    warnings = ext_log.at(logging.WARNING)
+    assert len(warnings) == 1 and "auto-detect is not available for Flux Kontext models" in warnings[0]
+    assert "Negative delay steps: 2 2" in res.infotexts[0]
+
+
 @pytest.mark.parametrize("host", ["forge", "neo"])
 def test_refused_where_not_checked_with_one_line(start, host, ext_log, monkeypatch):
     from lib_negative_delay.webui import architecture

@@ -281,8 +281,8 @@ class ToyFlow(ToyLDM):
     schedule over the shifted flow levels; img2img noises with ``add_noise_to_latent``. The UNet sees the timestep
     1000 sigma."""
 
-    is_sd1 = False
-    is_sd3 = True
+    # its text conditioning is the toy's one fixed-length chunk for a cross-attention UNet, as for the eps model:
+    # SD-like to the extension (not SD3's joint-attention token layout); only the sampling path is SD3's
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         super().__init__(config)

@@ -16,6 +16,10 @@ What the extension relies on, read in Forge Neo 2.6 (``backend/diffusion_engine/
 - these are joint-attention transformers: the image tokens attend to text and image tokens together, so repeating the
   text tokens changes the output. The fakes pool the text rows with a weight that depends on their count.
 
+- Flux Kontext and Qwen-Image Edit share the engine class; Neo's loader marks them in ``backend.args.dynamic_args``
+  (``kontext`` / ``edit``), and only a positive prompt's encoding hands the queued reference latents to
+  ``dynamic_args["ref_latents"]`` (modelled for Flux).
+
 Not modelled: flow-matching schedules (the fakes are eps models on SD's schedule, so levels are SD sigmas), 5-D video
 latents, reference latents of edit models, the real encoders' maths.
 """
@@ -135,11 +139,17 @@ class Flux(_SequenceModel):
         self.w_pool = torch.randn(self.dim, self.pooled_dim, generator=g) / self.dim**0.5
         self.w_vec = torch.randn(self.pooled_dim, self.latent_channels, generator=g) * 0.5
         self.w_guidance = torch.randn(self.latent_channels, generator=g) * 0.1
+        self.ref_latents: list[torch.Tensor] = []  # Kontext: what encode_first_stage queued for the next positive
 
     def get_learned_conditioning(self, batch: list[str]) -> dict[str, torch.Tensor]:
         crossattn = super().get_learned_conditioning(batch)
         vector = torch.tanh(crossattn.mean(dim=1) @ self.w_pool)
         guidance = getattr(batch, "distilled_cfg_scale", 3.5) or 3.5
+        flags = neo_dynamic_args()
+        if not getattr(batch, "is_negative_prompt", False) and flags.get("kontext"):
+            # Kontext: the positive prompt's encoding hands the pending reference latents to every model call
+            flags["ref_latents"] = list(self.ref_latents)
+            self.ref_latents.clear()
         return {"crossattn": crossattn, "vector": vector, "guidance": torch.tensor([float(guidance)] * len(batch))}
 
     def _crossattn_and_vector(self, cond: Any):
@@ -152,6 +162,19 @@ class Flux(_SequenceModel):
         if pooled is None or guidance is None:
             raise RuntimeError("Flux dev needs its pooled vector and guidance")
         return pooled.float() @ self.w_vec + guidance.float()[:, None] * self.w_guidance
+
+
+def neo_dynamic_args() -> dict:
+    """``backend.args.dynamic_args`` (Neo's per-load flags and the edit models' reference latents), made on first
+    use while the neo flavour is active."""
+    import fork_flavour
+
+    module = sys.modules.get("backend.args")
+    if module is None:
+        module = types.ModuleType("backend.args")
+        module.dynamic_args = {"kontext": False, "edit": False}
+        fork_flavour.add_module(module)  # gone again when the stand-in leaves the fork flavour
+    return module.dynamic_args
 
 
 def _wan_module() -> types.ModuleType:

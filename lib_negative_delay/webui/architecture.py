@@ -24,6 +24,7 @@ diffusion_engine/*.py`` and ``backend/text_processing/*.py``; checked in a runni
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,12 +57,47 @@ NEO = {
 """Forge Neo's engines other than SD (``backend/diffusion_engine/``), by class name."""
 
 
+VARIANTS = {
+    ("Flux", "kontext"): Architecture("Flux Kontext", token_chunks=False, auto=False),
+    ("QwenImage", "edit"): Architecture("Qwen-Image Edit", token_chunks=False, auto=False),
+}
+"""Neo's edit models, which share an engine class with a text-to-image model: Neo's loader sets
+``backend.args.dynamic_args["kontext"]`` / ``["edit"]`` from the checkpoint's file name (N ``backend/loader.py``). Their
+reference latents sit in ``dynamic_args["ref_latents"]``, which the model reads in every call and only the *positive*
+prompt's encoding sets (N ``backend/diffusion_engine/flux.py``, ``qwen.py``): the empty negative, encoded as a
+negative like Neo's own, leaves them as they are and the uncond rows get them like any negative. The fixed delay
+applies (read in the source, not run); auto-detect falls back to it until a running Neo has checked them."""
+
+
+def _neo_flags() -> dict:
+    module = sys.modules.get("backend.args")
+    flags = getattr(module, "dynamic_args", None)
+    return flags if isinstance(flags, dict) else {}
+
+
+SD3 = Architecture("SD3", token_chunks=False, auto=False)
+"""SD3 in AUTOMATIC1111 v1.10 (``is_sd3``, set from the checkpoint's keys in ``sd_models.set_model_type``): its
+conditioning is CLIP-L/G tokens followed by as many T5 tokens (``models/sd3/sd3_cond.py``), 154 per 75-token chunk,
+for a joint-attention MMDiT, so the empty prompt keeps its own length, as the WebUI's own empty negative has. Read in
+the source, not run: auto-detect is not offered. The forks (reForge and Forge ``main`` have SD3) refuse it."""
+
+
 def of(model: Any, running: host.Host) -> Architecture:
     """The architecture of ``model`` in the host ``running``; a refused one when it is not known there."""
-    if running.family != host.FORGE2 or any(getattr(model, flag, False) for flag in SD_FLAGS):
+    if any(getattr(model, flag, False) for flag in SD_FLAGS):
+        return SD
+    if getattr(model, "is_sd3", False):
+        if running.family == host.A1111:
+            return SD3
+        return Architecture("SD3", refusal=f"SD3 is not supported in {running.name} (only in AUTOMATIC1111)")
+    if running.family != host.FORGE2:
         return SD
     engine = type(model).__name__
     if running.name == "Forge Neo" and engine in NEO:
+        flags = _neo_flags()
+        for (name, flag), variant in VARIANTS.items():
+            if engine == name and flags.get(flag):
+                return variant
         return NEO[engine]
     supported = "SD1, SD2 and SDXL"
     if running.name == "Forge Neo":
