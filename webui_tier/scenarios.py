@@ -272,6 +272,44 @@ for _arch in NEO_SETTINGS:
     _auto = {**_body, "steps": 8, "alwayson_scripts": _npd(True, 4, True, 0.25, 1, 6)}
     SCENARIOS.append({**_neo, "compare": "own-auto", "name": f"neo-{_arch}-auto", "payload": _payload(**_auto)})
 
+# every other pass on the flow models (issue 27), compared with Neo's own empty negative by the noise-level rule (the
+# txt2img level of step 3 of 10): img2img at two strengths (0.8 starts one step down and switches at its step 2, 0.5
+# starts below the level), inpainting, a Flux hires pass with its own Distilled CFG and another sampler, and a Wan
+# video of 5 frames (Neo makes 5 frames of a batch size of 5, sampled as one latent)
+_CHROMA = {**NEO_SETTINGS["chroma"], "scheduler": "Simple", "steps": 10, "alwayson_scripts": _npd(True, 3)}
+_NEO_PASSES = [
+    ("chroma", "img2img-0.8", "img2img", {**_CHROMA, "init_image": "gray64", "denoising_strength": 0.8}),
+    ("chroma", "img2img-0.5", "img2img", {**_CHROMA, "init_image": "gray64", "denoising_strength": 0.5}),
+    (
+        "chroma",
+        "inpaint",
+        "img2img",
+        {**_CHROMA, "init_image": "gray64", "mask_image": "half64", "denoising_strength": 0.8},
+    ),
+    (
+        "flux",
+        "hires",
+        "txt2img",
+        {
+            **NEO_SETTINGS["flux"],
+            "scheduler": "Simple",
+            "steps": 10,
+            "enable_hr": True,
+            "hr_scale": 1.5,
+            "hr_upscaler": "Latent",
+            "hr_second_pass_steps": 4,
+            "denoising_strength": 0.8,
+            "hr_sampler_name": "DPM++ 2M",
+            "hr_distilled_cfg": 3.0,
+            "alwayson_scripts": _npd(True, 3),
+        },
+    ),
+    ("wan", "video-5", "txt2img", {**NEO_SETTINGS["wan"], "scheduler": "Simple", "batch_size": 5}),
+]
+for _arch, _what, _endpoint, _body in _NEO_PASSES:
+    _neo = {"endpoint": _endpoint, "compare": "own-empty", "hosts": ["neo"], "options": api_selection(_arch)}
+    SCENARIOS.append({**_neo, "name": f"neo-{_arch}-{_what}", "payload": _payload(**_body)})
+
 DEFAULT_CONTROLS = {"EMPTY": {"negative_prompt": ""}, "NEGATIVE": {}}
 
 BY_NAME = {s["name"]: s for s in SCENARIOS}

@@ -100,21 +100,33 @@ def own_empty(sc: dict, side) -> None:
     payload = sc["payload"]
     args = payload["alwayson_scripts"][traces.NPD_TITLE]["args"]
     off = {**payload, "alwayson_scripts": {traces.NPD_TITLE: {"args": [False, 0]}}}
-    runs = _host_model(sc, side, [payload, {**off, "negative_prompt": ""}, off])
+    bodies = [payload, {**off, "negative_prompt": ""}, off]
+    by_level = sc["endpoint"] == "img2img" or bool(payload.get("enable_hr"))
+    if by_level:  # the txt2img levels of the first pass's sampler, schedule and steps (extension off)
+        keys = ("prompt", "negative_prompt", "steps", "width", "height", "seed", "cfg_scale", "sampler_name")
+        keys += ("scheduler", "distilled_cfg_scale", "override_settings")
+        bodies.append({k: off[k] for k in keys if k in off} | {"alwayson_scripts": off["alwayson_scripts"]})
+    runs = _host_model(sc, side, bodies, [sc["endpoint"]] * 3 + ["txt2img"] * by_level)
     traces.save(traces.OUT_DIR / f"{sc['name']}.json", {"scenario": sc, "webui": runs})
-    diffs = traces.own_empty_errors(*runs, int(args[1]))
+    threshold = None
+    if by_level:
+        reference = runs.pop()
+        threshold = [r for r in reference["records"] if r["event"] == "eval"][int(args[1])]["level"]
+    diffs = traces.own_empty_errors(*runs, int(args[1]), threshold)
     assert not diffs, f"{sc['name']}:\n" + "\n".join(diffs)
 
 
-def _host_model(sc: dict, side, bodies: list[dict]) -> list[dict]:
-    """Run ``bodies`` with the scenario's model selected (``sc["options"]``), then restore the options."""
+def _host_model(sc: dict, side, bodies: list[dict], endpoints: list[str] | None = None) -> list[dict]:
+    """Run ``bodies`` (at the scenario's endpoint, or ``endpoints``) with the scenario's model selected
+    (``sc["options"]``), then restore the options."""
     host = os.environ.get("WEBUI_HOST", "a1111")
     if host not in sc["hosts"]:
         pytest.skip(f"{sc['name']} runs in {sc['hosts']} (WEBUI_HOST={host})")
     before = side._request("/sdapi/v1/options")
     side._request("/sdapi/v1/options", sc["options"])  # the model and its text encoder / VAE files
     try:
-        return [side.run(sc["endpoint"], body) for body in bodies]
+        endpoints = endpoints or [sc["endpoint"]] * len(bodies)
+        return [side.run(endpoint, body) for endpoint, body in zip(endpoints, bodies, strict=True)]
     finally:
         side._request("/sdapi/v1/options", {key: before.get(key) for key in sc["options"]})
 

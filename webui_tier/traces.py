@@ -91,6 +91,17 @@ def add_fork_hires_fields(body: dict) -> None:
         body.setdefault("hr_additional_modules", ["Use same choices"])  # Forge (None fails)
 
 
+def half_mask_png_base64(size: int) -> str:
+    """An inpainting mask: the left half white (repainted), the right half black (kept)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    mask = Image.new("L", (size, size), 0)
+    mask.paste(255, (0, 0, size // 2, size))
+    mask.save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
 def gray_png_base64(size: int) -> str:
     from PIL import Image
 
@@ -142,6 +153,8 @@ class RealWebUI:
         body = copy.deepcopy(payload)
         if "init_image" in body:
             body["init_images"] = [gray_png_base64(int(body.pop("init_image").removeprefix("gray")))]
+        if "mask_image" in body:  # "half64": the left half of a 64x64 image repainted
+            body["mask"] = half_mask_png_base64(int(body.pop("mask_image").removeprefix("half")))
         if "script" in body:
             body["script_name"], body["script_args"] = resolve_script_args(
                 body.pop("script"), self.script_info(), endpoint == "img2img"
@@ -432,10 +445,12 @@ def _descriptor_diff(a, b, where: str) -> list[str]:
     return [] if a == b else [f"{where}: {a!r} vs {b!r}"]
 
 
-def own_empty_errors(run: dict, empty: dict, negative: dict, delay: int) -> list[str]:
-    """One txt2img pass with a fixed delay, against the same request with the extension off and negative "" (Neo's
-    own empty negative) and with the negative: each evaluation's whole uncond (every key, shape and row) equals the
-    empty control's evaluation of the same index before ``delay`` and the negative control's from it; levels alike."""
+def own_empty_errors(run: dict, empty: dict, negative: dict, delay: int, threshold: float | None = None) -> list[str]:
+    """A request with a fixed delay, against the same request with the extension off and negative "" (Neo's own empty
+    negative) and with the negative: each evaluation's whole uncond (every key, shape and row) equals the empty
+    control's evaluation of the same index before ``delay`` and the negative control's from it; levels alike.
+    ``threshold`` (img2img, inpainting, hires; one evaluation per step): the level of step ``delay`` in txt2img, and
+    an evaluation is before the switch while its level is above it (the noise-level rule)."""
     evals = [[r for r in x["records"] if r["event"] == "eval"] for x in (run, empty, negative)]
     if not evals[0] or len({len(e) for e in evals}) != 1:
         return [f"evaluations: delayed {len(evals[0])}, empty {len(evals[1])}, negative {len(evals[2])}"]
@@ -443,7 +458,11 @@ def own_empty_errors(run: dict, empty: dict, negative: dict, delay: int) -> list
     for i, (mine, own, neg) in enumerate(zip(*evals, strict=True)):
         if not (_rel_close(mine["level"], own["level"], 1e-6) and _rel_close(mine["level"], neg["level"], 1e-6)):
             errors.append(f"eval {i}: level {mine['level']:.6g} vs controls {own['level']:.6g} / {neg['level']:.6g}")
-        want, control = ("EMPTY", own) if mine["denoiser_step"] < delay else ("NEGATIVE", neg)
+        if threshold is None:
+            early = mine["denoiser_step"] < delay
+        else:
+            early = mine["level"] > threshold * (1 + 1e-4)
+        want, control = ("EMPTY", own) if early else ("NEGATIVE", neg)
         errors += _descriptor_diff(mine["uncond"], control["uncond"], f"eval {i} (expected {want})")
     if not _descriptor_diff(evals[1][0]["uncond"], evals[2][0]["uncond"], ""):
         errors.append("the empty and the negative control encode alike: the rows cannot be told apart")
