@@ -195,6 +195,10 @@ def run_delays(harness: Any, meter: UNetMeter, args: argparse.Namespace, sampler
             for d in range(args.steps + 1):
                 delayed[d].append(generate(harness, prompts, neg, seed, args, sampler, [True, d]))
                 bar.update(1)
+            for setting in getattr(args, "auto_settings", ()):
+                steps = auto_switch_steps(harness, prompts, neg, seed, args, sampler, setting)
+                got.setdefault("auto", {}).setdefault(setting, []).extend(steps)
+                bar.update(1)
             checks[neg]["delay0_equals_disabled"] &= bool(torch.equal(delayed[0][-1], plain))
             checks[neg]["delay_steps_equals_no_negative"] &= bool(torch.equal(delayed[args.steps][-1], ref))
             got["ref"].append(ref)
@@ -205,8 +209,75 @@ def run_delays(harness: Any, meter: UNetMeter, args: argparse.Namespace, sampler
             "ref": torch.cat(got["ref"]),
             "plain": torch.cat(got["plain"]),
             "delayed": {d: torch.cat(x) for d, x in got["delayed"].items()},
+            "auto": got.get("auto", {}),
         }
     return {"negatives": per_neg, "checks": checks}
+
+
+AutoSetting = tuple[float, int, int]
+"""auto mode's (sensitivity, earliest step, latest step)"""
+
+
+def parse_auto_grid(text: str) -> list[AutoSetting]:
+    """``--auto-grid``: "S1,S2/L1-H1,L2-H2" (every sensitivity with every window), or "" for none."""
+    if not text.strip():
+        return []
+    sens, windows = text.split("/")
+    out = []
+    for s in sens.split(","):
+        for w in windows.split(","):
+            low, high = (int(x) for x in w.split("-"))
+            out.append((float(s), low, high))
+    return out
+
+
+def auto_switch_steps(
+    harness: Any, prompts: list[str], negative: str, seed: int, args: argparse.Namespace, sampler: str, setting: tuple
+) -> list[int]:
+    """Auto mode's switch step per image (the infotext's ``Negative delay steps``): an image that switches at k is the
+    image of the fixed delay k, so its outcome is read from the fixed delays' (``auto_outcomes``)."""
+    sensitivity, low, high = setting
+    res = harness.txt2img(
+        prompt=list(prompts),
+        negative_prompt=negative,
+        steps=args.steps,
+        sampler_name=sampler,
+        scheduler="Automatic",
+        seed=seed,
+        batch_size=len(prompts),
+        cfg_scale=args.cfg,
+        width=32,
+        height=32,
+        alwayson_scripts={TITLE: {"args": [True, high, True, sensitivity, low, high]}},
+    )
+    text = res.infotexts[0].split("Negative delay steps: ")[1].split(",")[0]
+    return [int(x) for x in text.split()]
+
+
+def auto_outcomes(outcomes: dict, steps: list[int]) -> torch.Tensor:
+    """Per case: the benchmark score of the fixed delay the case's image switched at."""
+    idx = torch.tensor(steps)
+    cases = torch.arange(len(steps))
+    return metrics.case_score(outcomes["present"][idx, cases], outcomes["ssim"][idx, cases])
+
+
+def auto_study(per_neg: dict, outcomes: dict, best: dict) -> dict:
+    """Per auto setting: each accessory's mean score against that accessory's best fixed delay, the worst of those
+    ratios (the rule that chose the eps model's defaults, here in sample), and the pooled ratio."""
+    rows = []
+    for setting in next(iter(per_neg.values()))["auto"]:
+        row: dict[str, Any] = {"sensitivity": setting[0], "earliest": setting[1], "latest": setting[2]}
+        scores = []
+        for neg, got in per_neg.items():
+            score = auto_outcomes(outcomes[neg], got["auto"][setting])
+            scores.append(score)
+            row[neg] = {"score": float(score.mean()), "vs_best_fixed": float(score.mean()) / best[neg]}
+        row["worst_vs_best_fixed"] = min(row[n]["vs_best_fixed"] for n in per_neg)
+        row["pooled_score"] = float(torch.cat(scores).mean())
+        row["pooled_vs_best_fixed"] = row["pooled_score"] / best["pooled"]
+        rows.append(row)
+    chosen = max(rows, key=lambda r: r["worst_vs_best_fixed"]) if rows else None
+    return {"settings": rows, "best_by_worst_accessory": chosen}
 
 
 def _mean(xs: list[float]) -> float:
@@ -440,7 +511,28 @@ def write_table(doc: dict, path: Path) -> None:
             f"vs off {cost['unet_calls_per_generation_off']}"
         )
     lines.append(f"- presence detector accuracy on ground-truth renders: {doc['detector_accuracy']}")
+    lines += auto_table(doc)
     path.write_text("\n".join(lines) + "\n")
+
+
+def auto_table(doc: dict) -> list[str]:
+    """Auto mode's settings (``--auto-grid``) against the fixed delays, best by the worst accessory first."""
+    if not doc.get("auto"):
+        return []
+    lines = ["", "Auto mode (score / that accessory's best fixed delay's score; an image switching at k is scored as "]
+    lines[-1] += "the fixed delay k):"
+    for sampler, study in doc["auto"].items():
+        negatives = [k for k in study["settings"][0] if isinstance(study["settings"][0][k], dict)]
+        lines += ["", f"{sampler}:", "", "| sensitivity | steps | " + " | ".join(negatives) + " | worst | pooled |"]
+        lines.append("|---" * (len(negatives) + 4) + "|")
+        for r in sorted(study["settings"], key=lambda r: -r["worst_vs_best_fixed"]):
+            cells = [f"{r[n]['vs_best_fixed']:.3f}" for n in negatives]
+            lines.append(
+                f"| {r['sensitivity']:g} | {r['earliest']}-{r['latest']} | "
+                + " | ".join(cells)
+                + f" | {r['worst_vs_best_fixed']:.3f} | {r['pooled_vs_best_fixed']:.3f} |"
+            )
+    return lines
 
 
 def plot(doc: dict, path: Path) -> None:
@@ -557,6 +649,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", default=str(ROOT / "bench" / "out"))
     ap.add_argument("--replot", metavar="JSON", help="only rewrite table.md and the plot from a bench_delay.json")
     ap.add_argument("--quick", action="store_true", help="16 seeds, 2 prompts, 3 timing repeats")
+    ap.add_argument(
+        "--auto-grid",
+        default="",
+        help='auto mode settings to score against the fixed delays: "S1,S2/L1-H1,L2-H2" (sensitivities x windows of '
+        'earliest-latest steps), e.g. "0.1,0.3,0.5,0.7/2-5,4-7,6-9"; default none',
+    )
     return ap
 
 
@@ -572,6 +670,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.quick:
         args.seeds, args.prompts, args.timing_repeats = 16, 2, 3
+    args.auto_settings = parse_auto_grid(args.auto_grid)
     samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
     args.negatives = [n.strip() for n in args.negatives.split(",") if n.strip()]
     unknown = [n for n in args.negatives if n not in ACCESSORIES]
@@ -590,8 +689,9 @@ def main(argv: list[str] | None = None) -> int:
     case_prompts = {n: [p for g in groups for p, _ in g] for n, (_, groups) in cases.items()}
 
     per_acc: dict[str, dict] = {a: {} for a in args.negatives}
-    pooled, cost, checks, memo_stats = {}, [], {}, {}
+    pooled, cost, checks, memo_stats, auto = {}, [], {}, {}, {}
     total = len(samplers) * sum(len(groups) for _, groups in cases.values()) * (args.steps + 3)
+    total += len(samplers) * sum(len(groups) for _, groups in cases.values()) * len(args.auto_settings)
     with torch.inference_mode():
         for sampler in samplers:
             cost.append(measure_cost(harness, meter, args, sampler))
@@ -613,6 +713,11 @@ def main(argv: list[str] | None = None) -> int:
                     per_acc[a][sampler] = aggregate(outcomes[-1], case_prompts[a], cases[a][0])
                 every = [p for a in args.negatives for p in case_prompts[a]]
                 pooled[sampler] = aggregate(pool(outcomes), every, list(dict.fromkeys(every)))
+                if args.auto_settings:
+                    best = {a: per_acc[a][sampler]["best_score"] for a in args.negatives}
+                    best["pooled"] = pooled[sampler]["best_score"]
+                    by_neg = dict(zip(args.negatives, outcomes, strict=True))
+                    auto[sampler] = auto_study(images["negatives"], by_neg, best)
     doc = {
         "config": {
             **case_config(args, cases, samplers, model),
@@ -639,6 +744,8 @@ def main(argv: list[str] | None = None) -> int:
         "pooled": pooled,
         "seconds": round(time.perf_counter() - started, 1),
     }
+    if auto:
+        doc["auto"] = auto
     doc["targets"] = targets(doc)
     doc = _clean(doc)
     out = Path(args.out)
