@@ -112,6 +112,28 @@ def test_malformed_pasted_values(sd1, ext_log, value, expected, warned):
     assert len(warnings) == (1 if warned else 0)
 
 
+def test_an_unreadable_auto_key_is_warned_once_and_leaves_the_auto_settings(sd1, ext_log):
+    """A hand-edited auto key the extension cannot read (a negative fallback, NaN): one warning naming it, auto mode
+    still on (``Negative delay: auto``), sensitivity and window left as the panel has them (None)."""
+    h, *_ = sd1
+    auto = "Negative delay auto: sensitivity nan steps 20%-1000% fallback -3"
+    text = f"a cat\nNegative prompt: glasses\nSteps: 20, Sampler: Euler, Negative delay: auto, {auto}, Seed: 1"
+    enabled, delay, is_auto, sensitivity, low, high, _ = h.pasted_script_args(text, TITLE)
+    assert enabled is True and is_auto is True
+    assert (delay, sensitivity, low, high) == (3, 0.3, 4, 7)  # the panel's values, untouched
+    warnings = ext_log.at(logging.WARNING)
+    assert len(warnings) == 1 and "unreadable" in warnings[0] and "fallback -3" in warnings[0]
+
+
+def test_a_reversed_auto_window_runs_and_is_written_as_its_start(sd1, ext_log):
+    h, *_ = sd1
+    res = h.txt2img(
+        prompt="a cat", negative_prompt="glasses", alwayson_scripts={TITLE: {"args": [True, 3, True, 0.3, 7, 2]}}
+    )
+    assert "Negative delay auto: sensitivity 0.3 steps 7-7 fallback 3" in res.infotexts[0]
+    assert any("auto window 7-2 ends before it starts; using 7-7" in m for m in ext_log.at(logging.WARNING))
+
+
 # --- X/Y/Z plot -----------------------------------------------------------------------------------------------
 
 

@@ -87,13 +87,16 @@ def settings_from_args(
     value = value or Delay(0)
     steps = _sampling_steps(p)
     earliest = low.steps(steps)
+    if auto_flag and high.steps(steps) < earliest:
+        process_log.warning(f"auto window {low}-{high} ends before it starts; using {low}-{low}")
+        high = low  # the window that runs, also in the infotext
     return DelaySettings(
         enabled=bool(flag) and usable,
         delay=value.steps(steps),
         auto=auto_flag,
         sensitivity=DelaySettings.sensitivity if sens is None else sens,
         auto_min=earliest,
-        auto_max=max(earliest, high.steps(steps)),
+        auto_max=high.steps(steps),
         given=(value, low, high),
     )
 

@@ -18,6 +18,7 @@ from lib_negative_delay.settings import (
     parse_delay,
     parse_delay_value,
     parse_sensitivity,
+    process_log,
 )
 
 AUTO_KEY = f"{INFOTEXT_KEY} auto"
@@ -32,7 +33,15 @@ def _is_auto(params: dict) -> bool:
 
 
 def _auto_field(params: dict, name: str) -> str | None:
-    match = _AUTO_RE.search(str(params.get(AUTO_KEY, "")))
+    """One field of the auto key; None (warned once) when the key is there but unreadable: the panel then keeps its
+    sensitivity and window, and the fixed delay stays as it is."""
+    text = params.get(AUTO_KEY)
+    match = _AUTO_RE.search(str(text or ""))
+    if text is not None and match is None:
+        process_log.warning(
+            f"pasted infotext '{AUTO_KEY}: {text}' is unreadable (expected 'sensitivity S steps A-B fallback N'); "
+            "auto-detect's settings are left as they are"
+        )
     return match.group(name) if match else None
 
 
