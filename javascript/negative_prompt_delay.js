@@ -51,10 +51,9 @@
         return radio ? radio.value : "steps";
     }
 
-    // p % of S steps starts at step ceil(p * S / 100), as in the extension (lib_negative_delay.settings.Delay)
-    function percentToStep(percent, steps) {
-        return Math.min(steps, Math.ceil(Math.round(percent * steps * 1e6) / 1e8));
-    }
+    // negative_prompt_delay_logic.js: the rules, tested in Node (tests/js); bound when the UI is loaded, whatever
+    // order the WebUI loads the two files in
+    var logic = null;
 
     function setSlider(root, value) {
         var input = numberInput(root);
@@ -84,9 +83,7 @@
                     }
                     var value = parseFloat(input.value) || 0;
                     var converted =
-                        radio.value === PERCENT
-                            ? Math.min(100, Math.round((value * 100) / total))
-                            : percentToStep(value, total);
+                        radio.value === PERCENT ? logic.stepToPercent(value, total) : logic.percentToStep(value, total);
                     setSlider(root, converted);
                 });
             });
@@ -117,12 +114,7 @@
             delay.querySelectorAll("input").forEach(function (input) {
                 input.max = percent ? 100 : stepsValue;
             });
-            var step = percent ? percentToStep(delayValue, stepsValue) : delayValue;
-            var text = TITLE;
-            if (enabled.checked) {
-                var where = "step " + step + " of " + stepsValue;
-                text += step >= stepsValue ? ": on, never applied" : ": from " + (percent ? delayValue + " % — " : "") + where;
-            }
+            var text = logic.title(TITLE, enabled.checked, delayValue, percent, stepsValue);
             var title = panel.querySelector(".label-wrap span");
             if (title) {
                 title.textContent = text;
@@ -144,6 +136,7 @@
     }
 
     onUiLoaded(function () {
+        logic = NegativePromptDelayLogic;
         var updates = ["txt2img", "img2img"].map(setup);
         setInterval(function () {
             updates.forEach(function (update) {

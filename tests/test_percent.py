@@ -8,8 +8,10 @@ X/Y/Z, and everything written before shares existed keeps its meaning.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -37,13 +39,18 @@ def assert_same_run(a, b):
 # --- resolution (pure) ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "share,steps,expected",
-    [(20, 20, 4), (20, 30, 6), (20, 50, 10), (10, 30, 3), (15, 30, 5), (12.5, 20, 3), (12.5, 40, 5), (0, 20, 0)]
-    + [(100, 20, 20), (5, 10, 1), (1, 20, 1), (35, 20, 7), (0.1, 1000, 1), (70, 10, 7)],
-)
+# shared with the page's JavaScript (tests/js/logic.test.js runs the same cases in Node): the two cannot drift
+CASES = json.loads((Path(__file__).parent / "delay_cases.json").read_text())
+
+
+@pytest.mark.parametrize("share,steps,expected", CASES["share_to_step"])
 def test_share_resolves_to_the_step_it_reaches_rounding_up(share, steps, expected):
     assert Delay(share, percent=True).steps(steps) == expected
+
+
+@pytest.mark.parametrize("value,percent,steps,text", CASES["describe"])
+def test_descriptions_are_the_ones_the_panel_title_shows(value, percent, steps, text):
+    assert Delay(value, percent).describe(steps) == text
 
 
 def test_share_resolution_is_exact_where_floats_are_not():
