@@ -55,7 +55,8 @@ def test_sections_stand_in_the_users_order():
 
 
 def test_readme_is_a_ten_minute_read():
-    assert len(README.read_bytes()) <= 20 * 1024
+    """The developers' guide's limit: a manual under 24 KB, detail in docs/."""
+    assert len(README.read_bytes()) <= 24 * 1024
     assert all("{{" not in line for line in readme().splitlines())  # no unfilled placeholder
 
 
