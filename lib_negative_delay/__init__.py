@@ -8,9 +8,11 @@ The package is split in two halves:
 ``toy`` holds the small bundled diffusion model used by the demo and the benchmark.
 """
 
+VERSION = "0.4.0"
+"""The extension's version (semantic; CHANGELOG.md): in the per-generation log line and the Settings section."""
 TITLE = "Negative Prompt Delay"
 INFOTEXT_KEY = "Negative delay"
 XYZ_PREFIX = "[Negative Delay]"
 MAX_DELAY = 150  # the WebUI's own maximum number of sampling steps
 
-__all__ = ["TITLE", "INFOTEXT_KEY", "XYZ_PREFIX", "MAX_DELAY"]
+__all__ = ["VERSION", "TITLE", "INFOTEXT_KEY", "XYZ_PREFIX", "MAX_DELAY"]

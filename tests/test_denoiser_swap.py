@@ -7,6 +7,8 @@ import pytest
 import torch
 from conftest import TITLE, crossattn, encode_empty, same
 
+from lib_negative_delay import VERSION
+
 # step of each denoiser evaluation for a 5-step run, written out from how each k-diffusion/timesteps sampler
 # evaluates the model (first order: one per step; second order: two per step, the last step one; PLMS: two in
 # its first step; DDIM evaluates steps-1 times in v1.10.1)
@@ -195,7 +197,7 @@ def test_one_log_line_per_generation(sd1, ext_log):
         n_iter=2,
         alwayson_scripts={TITLE: {"args": [True, 3]}},
     )
-    assert ext_log.messages == ["negative prompt from step 3 of 8 [AUTOMATIC1111]"]
+    assert ext_log.messages == [f"negative prompt from step 3 of 8 [AUTOMATIC1111, extension v{VERSION}]"]
 
 
 def test_batch_count_swaps_every_iteration(sd1):

@@ -183,3 +183,15 @@ def test_readme_pictures_exist_and_are_pngs():
     assert {"docs/demo.png", "docs/panel.png", "docs/xyz_grid.png"} <= set(images)
     for image in images:
         assert (ROOT / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_changelog_starts_at_this_version_and_the_settings_section_names_it():
+    from lib_negative_delay import VERSION
+    from lib_negative_delay.webui import options
+
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    versions = re.findall(r"^## \[(\d+\.\d+\.\d+)\] - \d{4}-\d{2}-\d{2}$", changelog, re.M)
+    assert versions[0] == VERSION
+    assert versions == sorted(versions, key=lambda v: tuple(int(x) for x in v.split(".")), reverse=True)
+    assert options.SECTION[1].endswith(VERSION)
+    assert f"extension v{VERSION}" in readme()

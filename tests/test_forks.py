@@ -12,6 +12,7 @@ from conftest import ROOT, TITLE, Recorder
 from fake_models import FakeSD1Model, FakeSDXLModel
 from modules import script_callbacks
 
+from lib_negative_delay import VERSION
 from lib_negative_delay.webui import host
 
 FORKS = ["forge", "neo", "classic", "classic-1.8", "reforge"]
@@ -127,14 +128,14 @@ def test_a_share_gives_the_rows_of_its_step_delay_in_every_fork(start, name, tab
 def test_share_in_the_log_line_of_a_fork(start, ext_log):
     _, rec = start("neo")
     generate(rec, args=[True, "20%"], steps=10)
-    assert ext_log.messages == ["negative prompt from 20 % — step 2 of 10 [Forge Neo neo]"]
+    assert ext_log.messages == [f"negative prompt from 20 % — step 2 of 10 [Forge Neo neo, extension v{VERSION}]"]
 
 
 def test_host_is_detected_and_named_in_the_log_line(start, ext_log):
     _, rec = start("classic")
     generate(rec, args=[True, 2], steps=6)
     assert host.detect().name == "Forge Classic"
-    assert ext_log.messages == ["negative prompt from step 2 of 6 [Forge Classic classic]"]
+    assert ext_log.messages == [f"negative prompt from step 2 of 6 [Forge Classic classic, extension v{VERSION}]"]
 
 
 def auto_run(rec: Recorder, **fields):

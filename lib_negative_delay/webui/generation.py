@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from lib_negative_delay import INFOTEXT_KEY, MAX_DELAY
+from lib_negative_delay import INFOTEXT_KEY, MAX_DELAY, VERSION
 from lib_negative_delay.conditioning import UnsupportedConditioning, mix_rows, mixable
 from lib_negative_delay.detector import AlignmentDetector, threshold_for
 from lib_negative_delay.schedule import (
@@ -148,7 +148,7 @@ def start_generation(p: Any, enabled: object, delay: object, *auto_args: object)
         return state
     steps = int(p.steps)
     running = host.detect()
-    label = f" [{running.label}]"  # the one log line per generation names the host
+    label = f" [{running.label}, extension v{VERSION}]"  # the one log line per generation: host and version
     arch = architecture.of(getattr(p, "sd_model", None), running)
     if arch.refusal:
         state.log.error(f"{running.name}: {arch.refusal}; negative prompt applied as usual{label}")

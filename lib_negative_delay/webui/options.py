@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from lib_negative_delay import MAX_DELAY, TITLE
+from lib_negative_delay import MAX_DELAY, TITLE, VERSION
 
-SECTION = ("negative_prompt_delay", TITLE)
+SECTION = ("negative_prompt_delay", f"{TITLE} {VERSION}")
 DEFAULT_DELAY_KEY = "negative_delay_default_delay"
 OPEN_KEY = "negative_delay_open_panel"
 DEFAULT_DELAY = 3  # about 10-15 % of a 20-30 step schedule: the paper's critical step
