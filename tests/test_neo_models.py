@@ -135,18 +135,6 @@ def test_wan_shift_is_left_as_neo_set_it(start):
     assert runs[False][0][0] == [5.0] * 6 + [9.0] * 3 and runs[False][1][0] == [9.0] * 9
 
 
-@pytest.mark.parametrize("engine", ["qwen-image", "wan"])
-def test_auto_mode_uses_the_fixed_delay_with_one_line_where_unchecked(start, engine, ext_log):
-    _, rec = start(engine)
-    auto = generate(rec, args=[True, 2, True, 0.5, 1, 4])
-    fixed = generate(rec, args=[True, 2])
-    assert all(np.array_equal(a, b) for a, b in zip(pixels(auto), pixels(fixed), strict=True))
-    warnings = ext_log.at(logging.WARNING)
-    assert len(warnings) == 1 and "auto-detect is not available for" in warnings[0]
-    assert "fixed delay 2" in warnings[0]
-    assert "Negative delay: auto" in auto.infotexts[0] and "Negative delay steps: 2" in auto.infotexts[0]
-
-
 class ScriptedCosines:
     """Stands in for the detector's cosine in ``forge_auto``: per probed step, a value per image (switch at or above
     the threshold), so that the two images of a batch switch at chosen steps whatever the fake model computes."""
@@ -167,6 +155,22 @@ AUTO = [True, 6, True, 0.5, 1, 5]  # window steps 1-5 of 8, fallback 6
 
 def auto_steps(res) -> list[int]:
     return [int(x) for x in res.infotexts[0].split("Negative delay steps: ")[1].split(",")[0].split()]
+
+
+@pytest.mark.parametrize("engine", ["qwen-image", "wan"])
+def test_auto_on_the_one_image_engines_switches_like_the_fixed_delay(start, engine, monkeypatch, ext_log):
+    """Qwen-Image and Wan (Neo runs one image at a time): the measurement decides step 2 and the image is the fixed
+    delay 2's. Qwen-Image's prompt (6 tokens) and negative (4) share a batch at 12 tokens, its empty prompt (1) does
+    not: only a negative evaluated beside the prompt gives what the fixed delay's batch gives."""
+    from lib_negative_delay.webui import forge_auto
+
+    model, rec = start(engine)
+    monkeypatch.setattr(forge_auto, "alignment", ScriptedCosines([2]))
+    auto = generate(rec, args=AUTO, steps=8)
+    assert auto_steps(auto) == [2]
+    fixed = generate(rec, args=[True, 2], steps=8)
+    assert np.abs(pixels(auto)[0] - pixels(fixed)[0]).max() <= ROUNDING
+    assert not ext_log.at(logging.WARNING) and not ext_log.at(logging.ERROR)
 
 
 @pytest.mark.parametrize("engine", ["chroma", "flux"])
@@ -198,21 +202,30 @@ def test_auto_switch_at_k_gives_each_image_of_a_batch_its_fixed_delay_k(start, e
     assert np.abs(pixels(auto)[0] - pixels(plain)[0]).max() > CHANGED
 
 
-def test_auto_on_a_flow_engine_costs_one_extra_batch_per_measured_step(start, monkeypatch):
+@pytest.mark.parametrize(
+    ("prompt", "per_image"),
+    [
+        ("a cat on a sofa", 1),  # 7 tokens (Chroma: the words, an end and a pad token) beside the negative's 5: apart
+        ("a red dog", 1),  # 5 beside 5: one batch without repetition; the negative alone is exact
+        ("a red dog in a big box today", 2),  # 10 beside 5: Neo repeats the negative twice to batch them
+    ],
+)
+def test_auto_on_a_flow_engine_costs_one_extra_row_per_image_and_measured_step(start, monkeypatch, prompt, per_image):
     """Euler, switches at 2 and 4: steps 1-4 are measured (the carried image rides on the measurement of step 3), one
-    extra call over both rows each; nothing else is evaluated."""
+    extra call each over the images' negative, and their prompt too where Neo would batch the two by repeating their
+    tokens (which a joint-attention model notices); nothing else."""
     from lib_negative_delay.webui import forge_auto
 
     model, rec = start("chroma")
     monkeypatch.setattr(forge_auto, "alignment", ScriptedCosines([2, 4]))
-    fields = dict(steps=8, batch_size=2, prompt=["a cat on a sofa", "a red dog in a box"])
+    fields = dict(steps=8, batch_size=2, prompt=prompt)
     model.reset_calls()
     generate(rec, args=AUTO, **fields)
     auto_rows = sum(c.x_shape[0] for c in model.calls)
     model.reset_calls()
     generate(rec, args=[True, 2], **fields)
     fixed_rows = sum(c.x_shape[0] for c in model.calls)
-    assert auto_rows - fixed_rows == 2 * 4
+    assert auto_rows - fixed_rows == per_image * 2 * 4
 
 
 def test_the_hires_pass_carries_each_image_from_its_own_level(start, monkeypatch, ext_log):

@@ -263,13 +263,21 @@ NEO_SETTINGS = {  # Neo's UI presets: Euler with the Simple schedule; Flux dev w
     "zimage": {"cfg_scale": 4.0, "distilled_cfg_scale": 3.0},
     "lumina": {"cfg_scale": 4.0, "distilled_cfg_scale": 6.0},
 }
+NEO_AUTO = {"chroma": 0.0, "flux": 0.08, "qwen": 0.25, "wan": 0.9, "zimage": 0.15, "lumina": 0.3}  # sensitivity
 for _arch in NEO_SETTINGS:
     _neo = {"endpoint": "txt2img", "compare": "own-empty", "hosts": ["neo"], "options": api_selection(_arch)}
     _body = {"scheduler": "Simple", "batch_size": 2, **NEO_SETTINGS[_arch], "alwayson_scripts": _npd(True, 2)}
     SCENARIOS.append({**_neo, "name": f"neo-{_arch}", "payload": _payload(**_body)})
-    # auto mode (test_real_webui.own_auto): sensitivity 0.25 (cosine threshold 0.05) leaves random weights' images
-    # undecided for a step or more, so images of the batch tend to switch apart; 8 steps, window 1-6
-    _auto = {**_body, "steps": 8, "alwayson_scripts": _npd(True, 4, True, 0.25, 1, 6)}
+    # auto mode (test_real_webui.own_auto): 8 steps, window 1-6, negative "x", seed 1, at a sensitivity where Neo
+    # 2.6's random weights decide (found by trying 0-0.9): Chroma's two images at steps 6 and 1 (the empty prompt, 2
+    # tokens, and "x", 3, cannot share a batch: the switched image is carried by the post-CFG hook), Flux's at 1 and 6
+    # (T5 padded to 256: rows mixed), the others at one step (Qwen-Image and Wan run one image)
+    _auto = {
+        **_body,
+        "steps": 8,
+        "negative_prompt": "x",
+        "alwayson_scripts": _npd(True, 4, True, NEO_AUTO[_arch], 1, 6),
+    }
     SCENARIOS.append({**_neo, "compare": "own-auto", "name": f"neo-{_arch}-auto", "payload": _payload(**_auto)})
 
 # every other pass on the flow models (issue 27), compared with Neo's own empty negative by the noise-level rule (the

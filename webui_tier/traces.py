@@ -19,6 +19,7 @@ import base64
 import copy
 import io
 import json
+import math
 import os
 import re
 import sys
@@ -482,8 +483,9 @@ def own_auto_errors(auto: dict, fixed: dict[int, dict], earliest: int, latest: i
     """Auto mode in a host whose model has no stand-in counterpart (Forge Neo's flow engines), one pass, one evaluation
     per step: image i of ``auto`` switched at step k_i (infotext) and must be image i of the same request with the fixed
     delay k_i (``fixed[k_i]``) up to ``tolerance`` levels of 255 (float rounding: the switched images' negative comes
-    from the measurement's own call); the UNet ran one extra call over the batch's rows per measured step
-    (earliest..min(max k_i, latest - 1)) and nothing else."""
+    from the measurement's own call); the UNet ran one extra call per measured step (earliest..min(max k_i,
+    latest - 1)) over each image's negative, and its prompt too where Neo batches the two by repeating tokens
+    (``forge_auto.Seam``), and nothing else."""
     info = npd_infotext([r for r in auto["records"] if r["event"] == "end"][-1]["infotexts"])
     steps = [int(v) for v in info[0]["Negative delay steps"].split()]
     images = decode_images(auto)
@@ -497,10 +499,26 @@ def own_auto_errors(auto: dict, fixed: dict[int, dict], earliest: int, latest: i
             errors.append(f"image {i} (switch step {k}): max pixel difference {diff} from the fixed delay {k}")
     rows = len(images)
     measured = max(0, min(max(steps), latest - 1) - earliest + 1)
+    per_image = 2 if _batched_by_repeating(fixed[steps[0]]) else 1
     extra = auto["unet_rows"] - fixed[steps[0]]["unet_rows"]
-    if extra != rows * measured:
-        errors.append(f"UNet rows: auto ran {extra} more than fixed, expected {rows} x {measured} measured steps")
+    if extra != per_image * rows * measured:
+        errors.append(
+            f"UNet rows: auto ran {extra} more than fixed, expected {per_image} x {rows} x {measured} measured steps"
+        )
     return errors
+
+
+def _batched_by_repeating(run: dict) -> bool:
+    """Whether Neo batches this run's prompt with its negative by repeating their tokens (their lengths differ and
+    their least common multiple is at most 4 times the shorter: N ``ConditionCrossAttn.can_concat``), read from the
+    last evaluation's shapes (the negative's by then)."""
+    last = [r for r in run["records"] if r["event"] == "eval"][-1]
+    uncond = last["uncond"]
+    negative = (uncond.get("crossattn") or {}).get("shape") if "crossattn" in uncond else uncond.get("shape")
+    prompt = last["cond_shape"]
+    if not negative or not prompt or negative[1] == prompt[1]:
+        return False
+    return math.lcm(negative[1], prompt[1]) // min(negative[1], prompt[1]) <= 4
 
 
 def save(path: Path, data: dict) -> None:

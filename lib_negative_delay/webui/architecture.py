@@ -49,10 +49,10 @@ SD_FLAGS = ("is_sd1", "is_sd2", "is_sdxl")
 NEO = {
     "Chroma": Architecture("Chroma", token_chunks=False),
     "Flux": Architecture("Flux", token_chunks=False),
-    "QwenImage": Architecture("Qwen-Image", token_chunks=False, auto=False),
-    "Wan": Architecture("Wan 2.1/2.2", token_chunks=False, auto=False),
-    "ZImage": Architecture("Z-Image", token_chunks=False, auto=False),
-    "Lumina2": Architecture("Lumina 2", token_chunks=False, auto=False),
+    "QwenImage": Architecture("Qwen-Image", token_chunks=False),
+    "Wan": Architecture("Wan 2.1/2.2", token_chunks=False),
+    "ZImage": Architecture("Z-Image", token_chunks=False),
+    "Lumina2": Architecture("Lumina 2", token_chunks=False),
 }
 """Forge Neo's engines other than SD (``backend/diffusion_engine/``), by class name."""
 

@@ -14,7 +14,9 @@ The forks never call ``cfg_denoised`` and build the cond/uncond batch themselves
   ``cfg = u + (c - u)·s·k`` (``k``: the sum of AND weights when not 1), ``cfg' = cfg + (1 - s·k)(u' - u)``.
 
 The extra call evaluates every row of the batch, not only the undecided images: the forks truncate or repeat
-condition tensors to the batch they are given, so a subset of rows cannot be built without their internals.
+condition tensors to the batch they are given, so a subset of rows cannot be built without their internals. On
+Neo's joint-attention engines, where Neo would repeat the prompt's and the negative's tokens to batch them, it
+evaluates the prompt beside the negative (``Seam`` explains why): two rows per image.
 
 The same correction carries images that already switched while others have not, where the empty prompt and the
 negative cannot share one batch (Forge Neo's flow engines give each prompt its own token length): the batch keeps
@@ -55,10 +57,18 @@ class Expected:
 
 
 class Seam:
-    """This pass's hook functions on the fork's UNet patcher clone."""
+    """This pass's hook functions on the fork's UNet patcher clone.
 
-    def __init__(self, host: Host) -> None:
+    ``joint``: a joint-attention engine of Neo (``architecture.token_chunks`` False). Neo batches a prompt with an
+    uncond of another token length by repeating both to their least common multiple when that is at most 4 times the
+    shorter (N ``backend/sampling/condition.py``, ``ConditionCrossAttn``), which such a model does not ignore: then the
+    prompt's and the negative's predictions depend on the batch they share, and the extra call evaluates the negative
+    beside the prompt, as the fixed delay's batch does, and the switched images get both shares of that batch. Other
+    lengths are evaluated apart in any case, and the negative alone is exact."""
+
+    def __init__(self, host: Host, joint: bool = False) -> None:
         self.host = host
+        self.joint = joint
         self.pending: Expected | None = None
         self.cond_scale: float | None = None
 
@@ -88,7 +98,12 @@ class Seam:
             scale = args.get("cond_scale", self.cond_scale)
             if args.get("uncond") is None or scale is None or math.isclose(float(scale), 1.0):
                 return denoised  # the uncond was not evaluated this step (skip early, NGMS, CFG 1): wait
-            negative = _evaluate(self.host, args, _compile(self.host, expected.negative, args["uncond"]))
+            conds = _compile(self.host, expected.negative, args["uncond"])
+            prompt = None
+            if self.joint and self.host.family == FORGE2 and _repeated_together(args.get("cond"), conds):
+                prompt, negative = _evaluate_beside_prompt(args, conds)
+            else:
+                negative = _evaluate(self.host, args, conds)
             rows = expected.images
             uncond = args["uncond_denoised"]
             switched = []
@@ -98,10 +113,12 @@ class Seam:
             corrected = sorted(set(switched) | set(expected.carried))
             if not corrected:
                 return denoised
-            factor = 1.0 - float(scale) * _edit_strength(args.get("cond"))
+            weight = float(scale) * _edit_strength(args.get("cond"))
             out = denoised.clone()
             for i in corrected:
-                out[i] = denoised[i] + factor * (negative[i].to(denoised.dtype) - uncond[i])
+                out[i] = denoised[i] + (1.0 - weight) * (negative[i].to(denoised.dtype) - uncond[i])
+                if prompt is not None:
+                    out[i] += weight * (prompt[i].to(denoised.dtype) - args["cond_denoised"][i])
             if switched:
                 expected.switched()
             return out
@@ -154,11 +171,31 @@ def _evaluate(host: Host, args: dict, conds: list) -> torch.Tensor:
     return samplers.calc_cond_uncond_batch(model, conds, None, x, sigma, options)[0]
 
 
-def install(p: Any, host: Host) -> Seam:
+def _repeated_together(prompt: Any, negative: list) -> bool:
+    """Whether Neo batches ``prompt`` with ``negative`` by repeating their tokens to a common length
+    (``ConditionCrossAttn.can_concat`` with different lengths); True when that cannot be read (the exact path)."""
+    try:
+        theirs = [entry["model_conds"]["c_crossattn"] for entry in prompt]
+        mine = negative[0]["model_conds"]["c_crossattn"]
+        return any(c.cond.shape[1] != mine.cond.shape[1] and mine.can_concat(c) for c in theirs)
+    except (AttributeError, KeyError, IndexError, TypeError):
+        return True
+
+
+def _evaluate_beside_prompt(args: dict, conds: list) -> tuple[torch.Tensor, torch.Tensor]:
+    """(prompt x0, negative x0) of ``conds`` evaluated in one call with this evaluation's prompt (Forge 2 hosts)."""
+    from backend.sampling.sampling_function import calc_cond_uncond_batch
+
+    model, x, sigma, options = args["model"], args["input"], args["sigma"], args["model_options"]
+    prompt, negative = calc_cond_uncond_batch(model, args["cond"], conds, x, sigma, options)
+    return prompt, negative
+
+
+def install(p: Any, host: Host, joint: bool = False) -> Seam:
     """Put a clone of the fork's UNet patcher with this pass's seam on ``p.sd_model``; raises if there is none."""
     objects = p.sd_model.forge_objects
     unet = objects.unet.clone()
-    seam = Seam(host)
+    seam = Seam(host, joint)
     unet.add_conditioning_modifier(seam.modifier)
     unet.set_model_sampler_post_cfg_function(seam.post_cfg)
     objects.unet = unet

@@ -263,7 +263,7 @@ def _setup_auto_pass(state: GenerationState, is_hires: bool, batch: int) -> None
 def _install_seam(state: GenerationState, p: Any, running: host.Host) -> None:
     """Auto mode in a fork: measure in its post-CFG hook (``forge_auto``); the fixed delay if it has none."""
     try:
-        state.seam = forge_auto.install(p, running)
+        state.seam = forge_auto.install(p, running, joint=not getattr(state.architecture, "token_chunks", True))
     except Exception as exc:
         state.detector = None
         state.log.warning(
