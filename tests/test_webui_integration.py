@@ -11,6 +11,8 @@ import torch
 from conftest import ROOT, TITLE, encode_empty
 from test_denoiser_swap import is_empty
 
+from lib_negative_delay import VERSION
+
 # --- loading and UI -------------------------------------------------------------------------------------------
 
 
@@ -284,7 +286,7 @@ def test_settings_page_options(sd1):
     h, model, _ = sd1
     from modules import shared
 
-    assert shared.opts.data_labels["negative_delay_default_delay"].section[1] == TITLE
+    assert shared.opts.data_labels["negative_delay_default_delay"].section[1] == f"{TITLE} {VERSION}"
     shared.opts.negative_delay_default_delay = 6
     shared.opts.negative_delay_open_panel = True
     h.start(str(ROOT), model)  # options are reset by start; set them again before the UI is built
