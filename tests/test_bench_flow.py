@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -47,3 +48,24 @@ def test_the_study_picks_the_setting_whose_worst_accessory_does_best():
     assert first["a"]["vs_best_fixed"] == pytest.approx(1.0) and first["b"]["vs_best_fixed"] == pytest.approx(0.5 / 0.9)
     assert second["worst_vs_best_fixed"] == pytest.approx(0.8)  # a: 0.8 / 1.0; b: 0.75 / 0.9
     assert study["best_by_worst_accessory"]["sensitivity"] == 0.9
+
+
+def test_the_committed_flow_results_are_the_shipped_flow_weights_and_say_what_the_docs_say():
+    from toy.model import FLOW_WEIGHTS_DIR, ToyLDM
+
+    doc = json.loads(FLOW.read_text())
+    assert doc["config"]["objective"] == "flow" and doc["config"]["cases"] == 64
+    assert doc["config"]["model"] == ToyLDM.load(FLOW_WEIGHTS_DIR).sd_model_hash  # made with the shipped weights
+    assert all(all(v.values()) for sampler in doc["checks"].values() for v in sampler.values())
+    best = {s: doc["pooled"][s]["best_delay"] for s in doc["pooled"]}
+    ratio = {s: doc["pooled"][s]["best_score"] / doc["pooled"][s]["delays"][0]["score"] for s in doc["pooled"]}
+    assert best == {"Euler": 5, "Heun": 4}
+    assert [round(r, 2) for r in ratio.values()] == [1.03, 1.03]
+    readme = (ROOT / "README.md").read_text()
+    assert "best\n  pooled delay 5 (Euler) and 4 (Heun), 1.03×" in readme
+    defaults = [
+        r for r in doc["auto"]["Euler"]["settings"] if (r["sensitivity"], r["earliest"], r["latest"]) == (0.3, 4, 7)
+    ]
+    assert round(defaults[0]["pooled_vs_best_fixed"], 2) == 0.98
+    benchmark = (ROOT / "docs" / "benchmark.md").read_text()
+    assert "steps 4–7) reach 0.982× (Euler) and 0.985× (Heun)" in benchmark
