@@ -121,7 +121,15 @@ def generate(
     harness: Any, prompts: list[str], negative: str, seed: int, args: argparse.Namespace, sampler: str, ext: list
 ) -> torch.Tensor:
     """One txt2img of len(prompts) images (per-image prompts, seeds seed..seed+n-1) -> [N,3,32,32] in [0,1]."""
-    res = harness.txt2img(
+    res = txt2img(harness, prompts, negative, seed, args, sampler, ext)
+    return torch.stack([torch.as_tensor(im).float() for im in res.images])
+
+
+def txt2img(
+    harness: Any, prompts: list[str], negative: str, seed: int, args: argparse.Namespace, sampler: str, ext: list
+) -> Any:
+    """The benchmark's txt2img request (32x32, scheduler Automatic, the extension's args ``ext``): the result."""
+    return harness.txt2img(
         prompt=list(prompts),
         negative_prompt=negative,
         steps=args.steps,
@@ -134,7 +142,6 @@ def generate(
         height=32,
         alwayson_scripts={TITLE: {"args": ext}},
     )
-    return torch.stack([torch.as_tensor(im).float() for im in res.images])
 
 
 MODELS = {"eps": None, "flow": FLOW_WEIGHTS_DIR}
@@ -237,19 +244,7 @@ def auto_switch_steps(
     """Auto mode's switch step per image (the infotext's ``Negative delay steps``): an image that switches at k is the
     image of the fixed delay k, so its outcome is read from the fixed delays' (``auto_outcomes``)."""
     sensitivity, low, high = setting
-    res = harness.txt2img(
-        prompt=list(prompts),
-        negative_prompt=negative,
-        steps=args.steps,
-        sampler_name=sampler,
-        scheduler="Automatic",
-        seed=seed,
-        batch_size=len(prompts),
-        cfg_scale=args.cfg,
-        width=32,
-        height=32,
-        alwayson_scripts={TITLE: {"args": [True, high, True, sensitivity, low, high]}},
-    )
+    res = txt2img(harness, prompts, negative, seed, args, sampler, [True, high, True, sensitivity, low, high])
     text = res.infotexts[0].split("Negative delay steps: ")[1].split(",")[0]
     return [int(x) for x in text.split()]
 
