@@ -12,7 +12,8 @@ same for eps, v and x0 outputs of one input).  ``d_pos`` and the empty branch co
 model call; the negative branch costs one extra evaluation per undecided image and step of the window.
 An image switches at ``k`` when ``min_step <= k < max_step`` and the cosine is at least the threshold;
 undecided images switch at ``max_step``.  A switching image uses that extra evaluation as its uncond
-at ``k`` already, so an auto switch at ``k`` gives the image of a fixed delay ``k``.
+at ``k`` already, so an auto switch at ``k`` gives the image of a fixed delay ``k`` up to float rounding (that
+evaluation comes from its own, smaller call).
 
 Chosen on the benchmark (``bench/bench_auto.py``): it scored best of the signals tried.
 """

@@ -19,7 +19,7 @@ diffusion_engine/*.py`` and ``backend/text_processing/*.py``; checked in a runni
   from the velocity as x0 = x - sigma v); where the images of a batch switch at different steps and the empty prompt
   and the negative have different token lengths, the batch keeps the empty prompt and the switched images get the
   negative's share from the extra evaluation (``Seam.carry``). Enabled for the engines where a running Neo showed an
-  auto switch at step k giving the image of a fixed delay k (docs/forks.md §7).
+  auto switch at step k giving the image of a fixed delay k up to float rounding (docs/forks.md §8).
 """
 
 from __future__ import annotations
