@@ -8,8 +8,8 @@ the control whose uncond that row equals (``EMPTY``, ``NEGATIVE``, …), or ``OT
 Controls: the same request with the extension off, one Euler step, batch size 1 and the control's changes (negative
 prompt "" for EMPTY). Real WebUI: rows are matched by the trace's per-chunk signatures (equal to rel. 1e-5 of the
 chunk's absolute sum: one-row and batched text-encoder calls may differ in the last bits). Stand-in: by the uncond
-tensors themselves (atol 1e-6). A row of k chunks matches a control of m chunks when k is a multiple of m and every
-chunk equals the control's chunk at the same position modulo m (an empty prompt padded to a long negative's
+tensors themselves (atol ``TENSOR_ATOL``). A row of k chunks matches a control of m chunks when k is a multiple of m
+and every chunk equals the control's chunk at the same position modulo m (an empty prompt padded to a long negative's
 length is the empty chunk repeated).
 """
 
@@ -33,7 +33,10 @@ TRACE_EXTENSION = ROOT / "webui_tier" / "trace_extension"
 TRACE_TITLE = "NPD trace"
 NPD_TITLE = "Negative Prompt Delay"
 SIGNATURE_RTOL = 1e-5
-TENSOR_ATOL = 1e-6
+TENSOR_ATOL = 1e-4
+"""The stand-in's rows against its controls: the fake text encoder's one-row and batched encodings of "" differed by
+5.02e-5 now and then on a loaded 2-core machine (2 of 10 runs, 2026-12-06; rows of different prompts differ by far
+more), which the earlier 1e-6 labelled OTHER."""
 
 
 # --- request bodies ---------------------------------------------------------------------------------------------
