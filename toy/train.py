@@ -51,6 +51,11 @@ only 28 % of its circle prompts); the shape-free world (``--accessory-prob 0.4 -
 that, a larger one-accessory model trained on a GPU (3640 x 256 in 311 s; a batch-256 iteration took 14 s on this
 CPU).
 
+The flow-matching sibling (``toy/weights_flow``, ``--objective flow``): the same command with ``--objective flow``
+(3000 x 96, one thread, 2491 s here): each image at a level sigma uniform in [0, 1) on the straight path
+(1 - sigma) x0 + sigma noise, the velocity noise - x0 as target; ``--flow-shift`` (3, SD3's) is stored for sampling.
+Its benchmark: ``docs/benchmark.md``, "The same benchmark on a flow-matching model".
+
 Everything is deterministic given ``--seed`` and ``--iters`` on a given machine (another CPU model may round
 differently, see above): synthetic data is rendered on
 the fly from a seeded generator, with caption dropout to "" (15 %, for classifier-free guidance), AdamW with
