@@ -170,3 +170,24 @@ def test_sd3_in_a_fork_is_refused_with_one_line(ext_log):
     assert torch.equal(off.images[0], on.images[0])
     errors = ext_log.at(logging.ERROR)
     assert len(errors) == 1 and "SD3 is not supported in reForge" in errors[0]
+
+
+def test_flow_training_resumes_to_the_same_weights_and_loads_as_a_flow_model(tmp_path):
+    from safetensors.torch import load_file
+
+    from toy import train
+
+    common = ["--iters", "4", "--batch", "4", "--c1", "8", "--c2", "16", "--text-dim", "16", "--device", "cpu"]
+    common += ["--warmup", "2", "--log-every", "100", "--checkpoint-minutes", "0", "--threads", "1"]
+    common += ["--objective", "flow"]
+    train.main([*common, "--out", str(tmp_path / "straight")])
+    train.main([*common, "--out", str(tmp_path / "resumed"), "--stop-after", "2"])
+    train.main([*common, "--out", str(tmp_path / "resumed")])
+    a = load_file(str(tmp_path / "straight" / "toy_shapes.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "toy_shapes.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    model = ToyLDM.load(tmp_path / "resumed")
+    assert isinstance(model, ToyFlow) and model.config["training"]["objective"] == "flow"
+    assert model.shift == 3.0 and "flow_sigmas" not in b  # derived from the config, not saved
+    eps = train.main([*common[:-2], "--out", str(tmp_path / "eps")])  # the default objective is still eps
+    assert eps is None and type(ToyLDM.load(tmp_path / "eps")) is ToyLDM
