@@ -27,6 +27,7 @@ LONG_NEGATIVE = ", ".join(
     for noun in ("hands", "face", "eyes", "text", "watermark")
 )  # 90+ tokens: two 77-token chunks
 REFINER_CHECKPOINT = "random-sd15-refiner"
+SDXL_CHECKPOINT = "random-sdxl"  # ../shared/real-webui/tools/make_random_sdxl.py; the stand-in's FakeSDXLModel
 LORA = "npd-test"
 
 BASE = {
@@ -250,6 +251,35 @@ SCENARIOS += [
         ),
     },
 ]
+
+# SDXL (issue 30) in AUTOMATIC1111, compared with the stand-in's FakeSDXLModel like the SD1.5 scenarios. Start the
+# WebUI with the SDXL checkpoint selected (run-webui.sh CKPT=...): a request naming another checkpoint makes v1.10.1
+# load it and load the previous one back afterwards.
+_SDXL = {"override_settings": {"sd_model_checkpoint": SDXL_CHECKPOINT}}
+for _name, _endpoint, _changes in [
+    ("euler", "txt2img", {}),
+    ("heun", "txt2img", {"sampler_name": "Heun"}),
+    ("dpmpp-2m-karras", "txt2img", {"sampler_name": "DPM++ 2M", "scheduler": "Karras"}),
+    ("unipc", "txt2img", {"sampler_name": "UniPC"}),
+    ("batch-2", "txt2img", {"batch_size": 2}),
+    ("long-negative", "txt2img", {"negative_prompt": "(" + LONG_NEGATIVE + ":1.2), " + LONG_NEGATIVE}),
+    (
+        "img2img-0.6",
+        "img2img",
+        {"init_image": "gray64", "steps": 8, "denoising_strength": 0.6, "alwayson_scripts": _npd(True, 5)},
+    ),
+    ("hires-dpmpp-2m", "txt2img", {**HIRES, "hr_sampler_name": "DPM++ 2M", "alwayson_scripts": _npd(True, 3)}),
+    ("percent", "txt2img", {"alwayson_scripts": _npd(True, "50%")}),
+]:
+    SCENARIOS.append({"name": f"sdxl-{_name}", "endpoint": _endpoint, "payload": _payload(**_SDXL, **_changes)})
+SCENARIOS.append(
+    {
+        "name": "sdxl-auto",
+        "endpoint": "txt2img",
+        "payload": _payload(**_SDXL, batch_size=2, alwayson_scripts=_npd(True, 3, True, 0.5, 0, 3)),
+        "compare": "auto",
+    }
+)
 
 # Forge Neo's models other than SD, random and reduced (webui_tier/tools/neo_models.md builds them): each selected
 # through /sdapi/v1/options ("options": the checkpoint and its text encoder / VAE files, as the builder names them),

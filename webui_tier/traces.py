@@ -186,7 +186,7 @@ class StandIn:
             if path not in sys.path:
                 sys.path.insert(0, path)
         import harness
-        from fake_models import FakeSD1Model
+        from fake_models import FakeSD1Model, FakeSDXLModel
         from modules import scripts, sd_models
 
         from webui_tier import scenarios
@@ -195,6 +195,7 @@ class StandIn:
         self.model = FakeSD1Model(name="random-sd15")
         self.checkpoints = {
             scenarios.REFINER_CHECKPOINT: FakeSD1Model(seed=7, name=scenarios.REFINER_CHECKPOINT),
+            scenarios.SDXL_CHECKPOINT: FakeSDXLModel(name=scenarios.SDXL_CHECKPOINT),
         }
         harness.start(str(ROOT), self.model, more_extensions=[str(TRACE_EXTENSION)], host=host)
         for model in self.checkpoints.values():
