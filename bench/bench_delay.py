@@ -54,7 +54,7 @@ for _p in (str(ROOT / "webui_standin"), str(ROOT)):
         sys.path.insert(0, _p)
 
 from toy import metrics, world  # noqa: E402
-from toy.model import FLOW_WEIGHTS_DIR, ToyLDM  # noqa: E402
+from toy.model import BUNDLED, ToyLDM  # noqa: E402
 from toy.presence import accessory_present, detector_accuracy  # noqa: E402
 from toy.train import eval_prompts  # noqa: E402
 from toy.world import ACCESSORIES, prompts_implying  # noqa: E402
@@ -144,16 +144,12 @@ def txt2img(
     )
 
 
-MODELS = {"eps": None, "flow": FLOW_WEIGHTS_DIR}
-"""``--model``: the bundled eps model (toy/weights) or its rectified-flow sibling (toy/weights_flow)."""
-
-
 def start_stand_in(kind: str = "eps") -> tuple[Any, UNetMeter]:
-    """A bundled model (``MODELS``) in the WebUI stand-in with this extension, its UNet behind a ``UNetMeter``
-    (returned); the extension's log quietened (a delay at or beyond the steps warns on every run)."""
+    """A bundled model (``toy.model.BUNDLED``) in the WebUI stand-in with this extension, its UNet behind a
+    ``UNetMeter`` (returned); the extension's log quietened (a delay at or beyond the steps warns on every run)."""
     import harness
 
-    model = ToyLDM.load(MODELS[kind])
+    model = ToyLDM.load(BUNDLED[kind])
     harness.start(str(ROOT), model)
     logging.getLogger("negative_prompt_delay").setLevel(logging.ERROR)
     return model, UNetMeter(model)
@@ -618,7 +614,7 @@ def add_case_options(ap: argparse.ArgumentParser, samplers: str = "Euler,DPM++ 2
     ap.add_argument("--negatives", default=",".join(ACCESSORIES), help="comma-separated accessories (default all)")
     ap.add_argument(
         "--model",
-        choices=sorted(MODELS),
+        choices=sorted(BUNDLED),
         default="eps",
         help="eps: the bundled model (default); flow: its rectified-flow sibling (Euler/Heun on the shifted schedule)",
     )
@@ -685,8 +681,8 @@ def main(argv: list[str] | None = None) -> int:
 
     per_acc: dict[str, dict] = {a: {} for a in args.negatives}
     pooled, cost, checks, memo_stats, auto = {}, [], {}, {}, {}
-    total = len(samplers) * sum(len(groups) for _, groups in cases.values()) * (args.steps + 3)
-    total += len(samplers) * sum(len(groups) for _, groups in cases.values()) * len(args.auto_settings)
+    generations_per_group = args.steps + 3 + len(args.auto_settings)
+    total = len(samplers) * sum(len(groups) for _, groups in cases.values()) * generations_per_group
     with torch.inference_mode():
         for sampler in samplers:
             cost.append(measure_cost(harness, meter, args, sampler))

@@ -259,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument(
         "--model",
-        choices=("eps", "flow"),
+        choices=("eps", "flow"),  # toy.model.BUNDLED (imported late: torch loads only after the arguments are read)
         default="eps",
         help="eps: the bundled model (default); flow: its rectified-flow sibling, toy/weights_flow (use --cfg 5)",
     )
@@ -305,9 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
 
-    from toy.model import FLOW_WEIGHTS_DIR, ToyLDM
+    from toy.model import BUNDLED, ToyLDM
 
-    model = ToyLDM.load(FLOW_WEIGHTS_DIR if args.model == "flow" else None)
+    model = ToyLDM.load(BUNDLED[args.model])
     for what, text in (("prompt", args.prompt), ("negative prompt", args.negative)):
         try:
             model.validate_prompt(text)

@@ -27,6 +27,9 @@ from .unet import UNet
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 FLOW_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights_flow"
+BUNDLED = {"eps": WEIGHTS_DIR, "flow": FLOW_WEIGHTS_DIR}
+"""The bundled weights by objective: the eps model and its rectified-flow sibling (the demo's and bench's
+``--model``)."""
 DEFAULT_FLOW_SHIFT = 3.0
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "toy_shapes.safetensors"
@@ -255,23 +258,16 @@ def shifted_flow_sigmas(shift: float, num_timesteps: int = 1000) -> torch.Tensor
     return (shift * t / (1 + (shift - 1) * t)).float()
 
 
-class FlowDenoiser(torch.nn.Module):
+def flow_denoiser(model: ToyFlow) -> Any:
     """What the WebUI builds through ``create_denoiser`` for a flow model (v1.10.1's SD3 path): a k-diffusion
     discrete schedule over the model's flow levels whose forward hands the sigma itself to ``apply_model``, which
-    returns x0. Built lazily on top of whichever ``k_diffusion`` is importable (the WebUI's or the stand-in's)."""
+    returns x0. Built on whichever ``k_diffusion`` is importable when it is called (the WebUI's or the stand-in's)."""
+    import k_diffusion
 
-    def __new__(cls, model: ToyFlow) -> Any:  # noqa: D102
-        import k_diffusion
-
-        class _Denoiser(k_diffusion.external.DiscreteSchedule):
-            def __init__(self) -> None:
-                super().__init__(model.flow_sigmas, quantize=False)
-                self.inner_model = model
-
-            def forward(self, input: torch.Tensor, sigma: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-                return self.inner_model.apply_model(input, sigma, **kwargs)
-
-        return _Denoiser()
+    denoiser = k_diffusion.external.DiscreteSchedule(model.flow_sigmas, quantize=False)
+    denoiser.inner_model = model
+    denoiser.forward = lambda input, sigma, **kwargs: model.apply_model(input, sigma, **kwargs)
+    return denoiser
 
 
 class ToyFlow(ToyLDM):
@@ -309,7 +305,7 @@ class ToyFlow(ToyLDM):
 
     def create_denoiser(self) -> Any:
         """The samplers' inner model (WebUI v1.10.1 asks the checkpoint for one before its CompVis wrappers)."""
-        return FlowDenoiser(self)
+        return flow_denoiser(self)
 
     def add_noise_to_latent(self, x: torch.Tensor, noise: torch.Tensor, amount: Any) -> torch.Tensor:
         """img2img's starting point at level ``amount``: the straight path between image and noise."""
@@ -326,20 +322,21 @@ def _context_list(cond: dict | torch.Tensor | list) -> list[torch.Tensor]:
 
 
 def flow_sample_sigmas(model: ToyFlow, steps: int) -> torch.Tensor:
-    """k-diffusion's default schedule of a discrete model (``DiscreteSchedule.get_sigmas``) over the flow levels:
-    ``steps`` levels at timesteps evenly spaced from the last to 0, log-linearly interpolated, then 0."""
-    log = model.flow_sigmas.double().cpu().log()
-    t = torch.linspace(model.num_timesteps - 1, 0, steps, dtype=torch.float64)
-    low, high = t.floor().long(), t.ceil().long()
-    w = t - low
-    return torch.cat([((1 - w) * log[low] + w * log[high]).exp(), torch.zeros(1, dtype=torch.float64)]).float()
+    """k-diffusion's default schedule of a discrete model (``DiscreteSchedule.get_sigmas``) over the flow levels."""
+    return _table_schedule(model.flow_sigmas.double().cpu(), steps)[0]
 
 
 def _discrete_sigmas(model: ToyLDM, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     """k-diffusion `DiscreteEpsDDPMDenoiser.get_sigmas(steps)`: (sigmas [steps+1] ending in 0, timesteps [steps])."""
     ac = model.alphas_cumprod.double().cpu()
-    log_sigmas = (((1 - ac) / ac) ** 0.5).log()
-    t = torch.linspace(model.num_timesteps - 1, 0, steps, dtype=torch.float64)
+    return _table_schedule(((1 - ac) / ac) ** 0.5, steps)
+
+
+def _table_schedule(levels: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``steps`` levels of an ascending float64 table at timesteps evenly spaced from the last to 0, log-linearly
+    interpolated, then 0: (sigmas [steps+1], timesteps [steps])."""
+    log_sigmas = levels.log()
+    t = torch.linspace(len(levels) - 1, 0, steps, dtype=torch.float64)
     low = t.floor().long()
     high = t.ceil().long()
     w = t - low

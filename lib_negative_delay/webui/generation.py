@@ -223,7 +223,7 @@ def before_sampling(p: Any) -> None:
             # the seam measures (first pass) and carries switched images where rows cannot be mixed (any pass)
             carries = not getattr(state.architecture, "token_chunks", True)
             if running.is_fork and (state.detector is not None or carries):
-                _install_seam(state, p, running)
+                _install_seam(state, p, running, joint=carries)
         state.size = (int(p.hr_upscale_to_x), int(p.hr_upscale_to_y)) if is_hires else (int(p.width), int(p.height))
         # the distilled CFG scale this pass encodes its negative with (Forge, Neo; None in A1111)
         state.distilled = getattr(p, "hr_distilled_cfg" if is_hires else "distilled_cfg_scale", None)
@@ -260,10 +260,10 @@ def _setup_auto_pass(state: GenerationState, is_hires: bool, batch: int) -> None
     state.auto_steps = None
 
 
-def _install_seam(state: GenerationState, p: Any, running: host.Host) -> None:
+def _install_seam(state: GenerationState, p: Any, running: host.Host, joint: bool) -> None:
     """Auto mode in a fork: measure in its post-CFG hook (``forge_auto``); the fixed delay if it has none."""
     try:
-        state.seam = forge_auto.install(p, running, joint=not getattr(state.architecture, "token_chunks", True))
+        state.seam = forge_auto.install(p, running, joint=joint)
     except Exception as exc:
         state.detector = None
         state.log.warning(
