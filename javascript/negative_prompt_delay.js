@@ -26,6 +26,10 @@
         _unit:
             "steps: a number of sampling steps. %: a share of Sampling steps (20 % of 20 steps is step 4, of 30 " +
             "steps step 6; a fraction of a step rounds up), so the delay means the same moment at any step count.",
+        _analysis:
+            "After the images, one analysis sheet per image: what each step predicts, where the negative prompt " +
+            "would change it, and the auto-detect signal with the switch step. One extra model evaluation per " +
+            "image and step (about 1.5x the model work of plain CFG); the images stay exactly the same.",
     };
     var PERCENT = "%";
     var NOISE_LEVEL_TIP =

@@ -21,8 +21,12 @@ class NegativePromptDelayScript(scripts.Script):
         self.paste_field_names = infotext.paste_field_names()
         return components
 
-    def process(self, p, enabled=False, delay=0, *auto_args) -> None:  # noqa: ANN001
-        generation.start_generation(p, enabled, delay, *auto_args[:5])
+    def process(self, p, enabled=False, delay=0, *more) -> None:  # noqa: ANN001
+        # more: auto, sensitivity, earliest, latest, unit, analysis (API calls may stop early)
+        generation.start_generation(p, enabled, delay, *more[:5], analysis=more[5] if len(more) > 5 else False)
 
     def process_before_every_sampling(self, p, *args, **kwargs) -> None:  # noqa: ANN001
         generation.before_sampling(p)
+
+    def postprocess(self, p, processed, *args) -> None:  # noqa: ANN001
+        generation.finish_generation(p, processed)

@@ -237,7 +237,7 @@ def test_auto_paste_round_trip_and_api(sd1):
     info = out["info"]
     assert "Negative delay: auto" in info and "Negative delay auto: sensitivity 0.7 steps 2-5 fallback 4" in info
     text = out["processed"].infotexts[0]
-    assert h.pasted_script_args(text, TITLE) == [True, 4, True, 0.7, 2, 5, "steps"]
+    assert h.pasted_script_args(text, TITLE) == [True, 4, True, 0.7, 2, 5, "steps", False]
     fixed = h.txt2img(prompt="a cat", negative_prompt="glasses", alwayson_scripts={TITLE: {"args": [True, 3]}})
     assert h.pasted_script_args(fixed.infotexts[0], TITLE)[:3] == [True, 3, False]
 

@@ -78,7 +78,7 @@ def test_every_api_argument_label_is_documented(sd1):
     h, *_ = sd1
     info = next(i for i in h.api().get_script_info() if i.name == TITLE.lower())
     labels = [a.label for a in info.args]
-    assert len(labels) == 7
+    assert len(labels) == 8
     assert [label for label in labels if label not in readme()] == []
 
 
@@ -104,7 +104,7 @@ def test_every_settings_option_is_documented(sd1):
     from lib_negative_delay.webui import options
 
     ours = [v.label for v in shared.opts.data_labels.values() if getattr(v, "section", None) == options.SECTION]
-    assert len(ours) == 2
+    assert len(ours) == 3
     assert [label for label in ours if label not in section(readme(), "Settings")] == []
 
 
@@ -138,10 +138,10 @@ def test_the_webuiapi_example_runs_and_returns_the_infotext_it_claims(sd1):
 def test_the_argument_order_in_the_readme_is_the_panels(sd1):
     h, *_ = sd1
     body = section(readme(), "HTTP API")
-    documented = re.findall(r"`(enabled|delay|auto|sensitivity|earliest|latest|unit)`", body)
-    assert documented[:7] == ["enabled", "delay", "auto", "sensitivity", "earliest", "latest", "unit"]
+    documented = re.findall(r"`(enabled|delay|auto|sensitivity|earliest|latest|unit|analysis)`", body)
+    assert documented[:8] == ["enabled", "delay", "auto", "sensitivity", "earliest", "latest", "unit", "analysis"]
     ids = [c.elem_id.rsplit("txt2img_", 1)[1] for c in h.components(TITLE, "txt2img")]
-    assert ids == ["enabled", "delay", "auto", "sensitivity", "auto_min", "auto_max", "unit"]
+    assert ids == ["enabled", "delay", "auto", "sensitivity", "auto_min", "auto_max", "unit", "analysis"]
 
 
 # --- links and images -----------------------------------------------------------------------------------------

@@ -311,9 +311,10 @@ def test_auto_mode_probe_gives_the_inpainting_unet_its_image_conditioning(ext_lo
     assert "Negative delay: auto" in res.infotexts[0]
     ic = p.image_conditioning
     assert not torch.equal(ic[0], ic[1])
-    regular = [c for c in calls if c.batch_size == 4]  # cond and uncond rows of both images
-    assert len(regular) == len(evaluations) and all(torch.equal(c.c_concat, torch.cat([ic, ic])) for c in regular)
-    probes = [c for c in calls if c.batch_size < 4]
-    assert probes  # the measurements: one row per image still undecided, in batch order
+    # every call: cond and uncond rows of both images; a measured step's call has the undecided images' negative
+    # rows joined after them (one row per image, in batch order)
+    assert len(calls) == len(evaluations) and all(torch.equal(c.c_concat[:4], torch.cat([ic, ic])) for c in calls)
+    probes = [c for c in calls if c.batch_size > 4]
+    assert probes
     for c in probes:
-        assert any(torch.equal(c.c_concat, ic[rows]) for rows in ([0], [1], [0, 1]))
+        assert any(torch.equal(c.c_concat[4:], ic[rows]) for rows in ([0], [1], [0, 1]))

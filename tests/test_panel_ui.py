@@ -7,7 +7,7 @@ import re
 import pytest
 from conftest import ROOT, TITLE
 
-SUFFIXES = ["_enabled", "_delay", "_auto", "_sensitivity", "_auto_min", "_auto_max", "_unit"]
+SUFFIXES = ["_enabled", "_delay", "_auto", "_sensitivity", "_auto_min", "_auto_max", "_unit", "_analysis"]
 
 
 def _ancestor(component, kind):
@@ -60,7 +60,7 @@ def change_handlers(blocks, component) -> list[tuple]:
 def test_auto_controls_share_one_row_shown_only_while_auto_is_ticked(sd1, tab):
     h, *_ = sd1
     auto, row = _auto_row(h, tab)
-    _, _, _, sensitivity, auto_min, auto_max, _ = h.components(TITLE, tab)
+    _, _, _, sensitivity, auto_min, auto_max, _, _ = h.components(TITLE, tab)
     import gradio as gr
 
     in_row = [c for c in _descendants(row) if isinstance(c, gr.components.Component)]

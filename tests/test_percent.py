@@ -205,7 +205,7 @@ def test_a_share_of_100_percent_is_never_applied(sd1, ext_log):
 def test_paste_restores_percent_mode(sd1, tab):
     h, model, rec = sd1
     res, _ = run(h, rec, [True, 25, False, 0.3, 20, 35, "%"], prompt="a cat", negative_prompt="glasses", steps=8)
-    enabled, delay, auto, *_, unit = h.pasted_script_args(res.infotexts[0], TITLE, tab)
+    enabled, delay, auto, *_, unit, _analysis = h.pasted_script_args(res.infotexts[0], TITLE, tab)
     assert (enabled, delay, auto, unit) == (True, 25, False, "%")
 
 
@@ -215,7 +215,7 @@ def test_paste_of_auto_shares_restores_the_window_in_percent(sd1):
         "a cat\nNegative prompt: glasses\nSteps: 20, Sampler: Euler, Seed: 1, Negative delay: auto, "
         "Negative delay auto: sensitivity 0.4 steps 20%-35% fallback 12.5%"
     )
-    assert h.pasted_script_args(text, TITLE) == [True, 12.5, True, 0.4, 20, 35, "%"]
+    assert h.pasted_script_args(text, TITLE) == [True, 12.5, True, 0.4, 20, 35, "%", False]
 
 
 def test_paste_converts_a_window_bound_in_the_other_unit_with_the_infotexts_steps(sd1):
@@ -224,9 +224,9 @@ def test_paste_converts_a_window_bound_in_the_other_unit_with_the_infotexts_step
         "a cat\nNegative prompt: glasses\nSteps: 20, Sampler: Euler, Seed: 1, Negative delay: auto, "
         "Negative delay auto: sensitivity 0.4 steps 2-30% fallback 15%"
     )  # only an API call or X/Y/Z mixes units
-    assert h.pasted_script_args(text, TITLE) == [True, 15, True, 0.4, 10, 30, "%"]
+    assert h.pasted_script_args(text, TITLE) == [True, 15, True, 0.4, 10, 30, "%", False]
     text = text.replace("fallback 15%", "fallback 3")
-    assert h.pasted_script_args(text, TITLE) == [True, 3, True, 0.4, 2, 6, "steps"]
+    assert h.pasted_script_args(text, TITLE) == [True, 3, True, 0.4, 2, 6, "steps", False]
 
 
 @pytest.mark.parametrize(
@@ -242,7 +242,7 @@ def test_pasted_delay_and_unit(sd1, written, expected):
     h, *_ = sd1
     text = f"a cat\nNegative prompt: glasses\nSteps: 20, Sampler: Euler, {written}, Seed: 1"
     args = h.pasted_script_args(text, TITLE)
-    assert args[:3] + args[6:] == expected
+    assert args[:3] + args[6:7] == expected
 
 
 def test_old_auto_infotext_pastes_as_before(sd1):
@@ -251,7 +251,7 @@ def test_old_auto_infotext_pastes_as_before(sd1):
         "a cat\nNegative prompt: glasses\nSteps: 6, Sampler: Euler, Seed: 3, Negative delay: auto, "
         "Negative delay auto: sensitivity 0.7 steps 1-4 fallback 2"
     )
-    assert h.pasted_script_args(text, TITLE) == [True, 2, True, 0.7, 1, 4, "steps"]
+    assert h.pasted_script_args(text, TITLE) == [True, 2, True, 0.7, 1, 4, "steps", False]
 
 
 def test_api_infotext_keeps_a_fractional_share(sd1):
@@ -284,7 +284,8 @@ def test_api_old_calls_mean_steps_and_shares_need_no_ambiguity(sd1):
 def test_script_info_lists_the_unit_last(sd1):
     h, *_ = sd1
     info = next(i for i in h.api().get_script_info() if i.name == TITLE.lower())
-    assert [a.label for a in info.args][-1] == "Unit" and info.args[-1].value == "steps"
+    labels = [a.label for a in info.args]
+    assert labels[-2:] == ["Unit", "Show when the negative prompt acts"] and info.args[-2].value == "steps"
 
 
 def test_xyz_percent_axis(sd1):
@@ -345,7 +346,7 @@ def test_unit_choice_sits_beside_the_delay_and_relabels_the_sliders(sd1):
     from lib_negative_delay.webui import ui
 
     h, *_ = sd1
-    enabled, delay, *_, unit = h.components(TITLE, "txt2img")
+    enabled, delay, *_, unit, _analysis = h.components(TITLE, "txt2img")
     assert unit.parent is delay.parent  # one row (gradio wraps a row's form fields in one Form)
     assert ui.unit_update("%") == tuple(
         gr.update(label=x) for x in ("Delay (% of steps)", "Earliest (% of steps)", "Latest (% of steps)")

@@ -12,8 +12,9 @@ import logging
 import pytest
 from conftest import TITLE
 
-AUTO_ARGS = [True, 5, True, 0.7, 1, 6, "steps"]
-PERCENT_ARGS = [True, 20, True, 0.7, 15, 40, "%"]
+# the analysis checkbox (last) is not in the infotext: "Send to" leaves img2img's as it was (here unticked)
+AUTO_ARGS = [True, 5, True, 0.7, 1, 6, "steps", False]
+PERCENT_ARGS = [True, 20, True, 0.7, 15, 40, "%", False]
 
 
 @pytest.mark.parametrize("dest", ["img2img", "inpaint"])
@@ -25,9 +26,10 @@ def test_send_to_carries_enabled_delay_and_auto_settings(sd1, dest):
 
 def test_send_to_carries_the_off_state_too(sd1):
     h, *_ = sd1
-    off = [False, 3, False, 0.5, 0, 3, "steps"]
-    held = [True, 7, True, 0.2, 2, 9, "%"]
-    assert h.sent_script_args(off, TITLE, dest_args=held) == off  # img2img held other values
+    off = [False, 3, False, 0.5, 0, 3, "steps", False]
+    held = [True, 7, True, 0.2, 2, 9, "%", True]
+    # img2img held other values; its analysis checkbox keeps its own (not in the infotext)
+    assert h.sent_script_args(off, TITLE, dest_args=held) == off[:7] + [True]
 
 
 def test_send_to_pairs_every_field_with_its_twin(sd1):
@@ -38,8 +40,9 @@ def test_send_to_pairs_every_field_with_its_twin(sd1):
     img2img = h.current().img2img.fields
     assert sent[img2img["prompt"]] == "a cat"  # a built-in field travels
     assert img2img["cfg_scale"] not in sent  # a field not listed stays
-    panel = h.components(TITLE, "img2img")
-    assert [sent[c] for c in panel] == [c.value for c in h.components(TITLE, "txt2img")]
+    *panel, analysis = h.components(TITLE, "img2img")
+    assert [sent[c] for c in panel] == [c.value for c in h.components(TITLE, "txt2img")][:7]
+    assert analysis not in sent
 
 
 def test_send_to_from_img2img_and_to_extras_carries_nothing(sd1):

@@ -22,7 +22,7 @@ def test_script_loads_like_the_webui_and_builds_real_gradio(sd1):
     h, *_ = sd1
     assert gr.__version__ == "3.41.2"
     for tab in ("txt2img", "img2img"):
-        enabled, delay, auto, sensitivity, auto_min, auto_max, unit = h.components(TITLE, tab)
+        enabled, delay, auto, sensitivity, auto_min, auto_max, unit, analysis = h.components(TITLE, tab)
         assert isinstance(enabled, gr.Checkbox) and enabled.value is False
         assert isinstance(delay, gr.Slider) and delay.value == 3 and delay.label.startswith("Delay")
         assert auto.value is False and sensitivity.value == 0.3 and (auto_min.value, auto_max.value) == (4, 7)
@@ -31,8 +31,9 @@ def test_script_loads_like_the_webui_and_builds_real_gradio(sd1):
             and unit.value == "steps"
             and unit.choices in (["steps", "%"], [("steps", "steps"), ("%", "%")])
         )
+        assert isinstance(analysis, gr.Checkbox) and analysis.value is False
     script = h.script(TITLE)
-    assert script.title() == TITLE and script.args_to - script.args_from == 7
+    assert script.title() == TITLE and script.args_to - script.args_from == 8
 
 
 def test_callback_registered_once_per_load(sd1):
@@ -120,7 +121,7 @@ def test_an_unreadable_auto_key_is_warned_once_and_leaves_the_auto_settings(sd1,
     h, *_ = sd1
     auto = "Negative delay auto: sensitivity nan steps 20%-1000% fallback -3"
     text = f"a cat\nNegative prompt: glasses\nSteps: 20, Sampler: Euler, Negative delay: auto, {auto}, Seed: 1"
-    enabled, delay, is_auto, sensitivity, low, high, _ = h.pasted_script_args(text, TITLE)
+    enabled, delay, is_auto, sensitivity, low, high, _, _ = h.pasted_script_args(text, TITLE)
     assert enabled is True and is_auto is True
     assert (delay, sensitivity, low, high) == (3, 0.3, 4, 7)  # the panel's values, untouched
     warnings = ext_log.at(logging.WARNING)

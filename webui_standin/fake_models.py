@@ -180,6 +180,8 @@ class FakeSD1Model:
     cond_stage_key = "txt"
     latent_channels = 4
     latent_scale_factor = 8
+    used_config = "v1-inference.yaml"
+    """the config the WebUI built the model from (sd_model.used_config): another config means another model object"""
 
     def __init__(self, dim: int = 32, seed: int = 0, name: str = "fake-sd1") -> None:
         self.dim = dim
@@ -334,6 +336,7 @@ class FakeSD1InpaintModel(FakeSD1Model):
     call's ``c_concat`` is recorded in ``model.calls[i].c_concat``."""
 
     concat_channels = 5
+    used_config = "v1-inpainting-inference.yaml"
 
     def __init__(self, dim: int = 32, seed: int = 20, name: str = "fake-sd1-inpainting") -> None:
         super().__init__(dim=dim, seed=seed, name=name)
@@ -360,6 +363,7 @@ class FakeSDXLModel(FakeSD1Model):
 
     is_sdxl = True
     is_sd1 = False
+    used_config = "sd_xl_base.yaml"
     size_embed_dim = 8
     """per-number Fourier embedding size (the real one is 256)"""
 
@@ -393,19 +397,25 @@ class FakeSDXLModel(FakeSD1Model):
         is_negative_prompt = getattr(batch, "is_negative_prompt", False)
         force_zero_negative_prompt = is_negative_prompt and all(x == "" for x in batch)
         texts = [str(x) for x in batch]
-        cl = self.text_encoder_l.encode_batch(texts)
-        cg = self.text_encoder_g.encode_batch(texts)
-        crossattn = torch.cat([cl, cg], dim=2)
+        crossattn, cg = self._text_rows(texts)
         eos_index = [min(1 + len(FakeTextEncoder.tokenize_weighted(t)[0]), CHUNK_ROWS - 1) for t in texts]
         pooled = torch.stack([torch.tanh(cg[i, j] @ self.w_pool) for i, j in enumerate(eos_index)])
         if force_zero_negative_prompt:
             crossattn = torch.zeros_like(crossattn)
             pooled = torch.zeros_like(pooled)
-        sizes = self._size_embedding(
-            [height, width, shared.opts.sdxl_crop_top, shared.opts.sdxl_crop_left, height, width]
-        )
+        sizes = self._size_embedding(self._embedded_numbers(width, height, is_negative_prompt))
         vector = torch.cat([pooled, sizes[None].repeat(len(texts), 1)], dim=1)
         return {"crossattn": crossattn, "vector": vector}
+
+    def _text_rows(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The base's cross-attention rows (CLIP-L beside OpenCLIP-G) and the OpenCLIP-G rows the pooled part reads."""
+        cl = self.text_encoder_l.encode_batch(texts)
+        cg = self.text_encoder_g.encode_batch(texts)
+        return torch.cat([cl, cg], dim=2), cg
+
+    def _embedded_numbers(self, width: int, height: int, is_negative_prompt: bool) -> list[float]:
+        """The numbers the base's vector embeds after the pooled text: original size, crop, target size."""
+        return [height, width, shared.opts.sdxl_crop_top, shared.opts.sdxl_crop_left, height, width]
 
     def _crossattn_and_vector(self, cond: Any):
         if isinstance(cond, dict) and "crossattn" in cond:
@@ -423,3 +433,42 @@ class FakeSDXLModel(FakeSD1Model):
 
     def _vector_term(self, vector: torch.Tensor | None) -> Any:
         return 0.0 if vector is None else vector.float() @ self.w_vec
+
+
+class FakeSDXLRefinerModel(FakeSDXLModel):
+    """Fake SDXL refiner (generative-models ``configs/inference/sd_xl_refiner.yaml``, as v1.10.1 loads it for a
+    checkpoint with ``conditioner.embedders.0.model.ln_final.weight``): one text encoder, OpenCLIP-G, whose rows are
+    the whole cross-attention (1280 wide in the real refiner, ``dim`` here) and whose pooled output starts the vector;
+    the vector then embeds original size, crop and the aesthetic score (2560 wide in the real refiner, 2816 in the
+    base). v1.10.1's sd_models_xl.get_learned_conditioning gives a negative prompt the low aesthetic score
+    (``sdxl_refiner_low_aesthetic_score``) and any other prompt the high one, and zeroes the text part (rows and
+    pooled) of an all-empty negative batch as in the base. Another architecture than the base: loading it (the refiner
+    switch) builds a new model object (``sd_models.reload_model_weights``)."""
+
+    used_config = "sd_xl_refiner.yaml"
+
+    def __init__(self, dim: int = 32, pooled_dim: int = 16, seed: int = 40, name: str = "fake-sdxl-refiner") -> None:
+        super().__init__(dim=dim, pooled_dim=pooled_dim, seed=seed, name=name)
+        del self.text_encoder_l  # the refiner has no CLIP-L
+        self.text_encoder_g = FakeTextEncoder(dim, seed + 12, pad_with_eos=False)
+        g = torch.Generator().manual_seed(seed + 14)
+        self.w_pool = torch.randn(dim, pooled_dim, generator=g) / math.sqrt(dim)
+        self.w_vec = torch.randn(self.vector_dim, self.latent_channels, generator=g) * 0.5 / math.sqrt(self.vector_dim)
+
+    @property
+    def vector_dim(self) -> int:
+        return self.pooled_dim + 5 * self.size_embed_dim
+
+    def _text_rows(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        cg = self.text_encoder_g.encode_batch(texts)
+        return cg, cg
+
+    def _embedded_numbers(self, width: int, height: int, is_negative_prompt: bool) -> list[float]:
+        opts = shared.opts
+        score = opts.sdxl_refiner_low_aesthetic_score if is_negative_prompt else opts.sdxl_refiner_high_aesthetic_score
+        return [height, width, opts.sdxl_crop_top, opts.sdxl_crop_left, score]
+
+    def _vector_term(self, vector: torch.Tensor | None) -> Any:
+        if vector is not None and vector.shape[-1] != self.vector_dim:
+            raise RuntimeError(f"refiner UNet: vector must be {self.vector_dim} wide, got {vector.shape[-1]}")
+        return super()._vector_term(vector)

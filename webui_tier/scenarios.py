@@ -1,14 +1,16 @@
 """The scenarios the real-WebUI tier runs in both the WebUI and the stand-in (plain data).
 
 Each scenario: ``name``; ``endpoint`` (txt2img / img2img); ``payload``: an ``/sdapi/v1/<endpoint>`` request body
-(``init_image: "gray64"`` stands for a 64x64 mid-grey init image; ``script`` {name, args by label} is turned into
-``script_name``/``script_args`` from each side's ``/sdapi/v1/script-info``); ``compare``: how the two traces must
-agree (``exact``; ``latched``: the evaluation count depends on the model, so each trace must switch at its first
-level at or below the ``reference`` level and the first levels agree; ``auto``: the detector's decisions depend on
-the model, so each trace must be consistent with its own per-image switch steps, and the traces must be equal when
-those steps are); ``controls``: label -> payload changes for the control runs that tell the rows apart (default:
-EMPTY = the same request with negative prompt "", NEGATIVE = the same request; both with the extension off, one
-step of Euler, batch size 1, no hires fix, no script, no refiner).
+(``init_image: "gray64"`` stands for a 64x64 mid-grey init image, ``mask_image: "half64"`` for a mask repainting its
+left half, ``negative_prompts`` for one negative per image (set by the trace extension); ``script`` {name, args by
+label} is turned into ``script_name``/``script_args`` from each side's ``/sdapi/v1/script-info``); ``compare``: how the
+two traces must agree (``exact``; ``latched``: the evaluation count depends on the model, so each trace must switch at
+its first level at or below the ``reference`` level and the first levels agree; ``auto``: the detector's decisions
+depend on the model, so each trace must be consistent with its own per-image switch steps, and the traces must be equal
+when those steps are); ``controls``: label -> payload changes for the control runs that tell the rows apart (default:
+EMPTY = the same request with negative prompt "", NEGATIVE = the same request; both with the extension off, one step of
+Euler, batch size 1, no hires fix, no script, no refiner); ``rows: "crossattn+vector"`` tells SDXL rows apart by their
+width and ``vector`` too (default: the cross-attention rows).
 
 Sizes are 64x64 and steps 6-8 so that the tier runs in minutes on a CPU with random SD1.5 weights.
 """
@@ -28,6 +30,11 @@ LONG_NEGATIVE = ", ".join(
 )  # 90+ tokens: two 77-token chunks
 REFINER_CHECKPOINT = "random-sd15-refiner"
 SDXL_CHECKPOINT = "random-sdxl"  # ../shared/real-webui/tools/make_random_sdxl.py; the stand-in's FakeSDXLModel
+SDXL_REFINER_CHECKPOINT = (
+    "random-sdxl-refiner"  # tools/make_random_sdxl_refiner.py; the stand-in's FakeSDXLRefinerModel
+)
+SDXL_EMBEDDING = "npd-sdxl-emb"  # tools/make_sdxl_embedding.py, in the WebUI's embeddings/ folder
+SECOND_NEGATIVE = "red, blurry"  # another image's negative in the per-image scenarios (as many tokens as NEGATIVE)
 LORA = "npd-test"
 
 BASE = {
@@ -263,6 +270,13 @@ for _name, _endpoint, _changes in [
     ("unipc", "txt2img", {"sampler_name": "UniPC"}),
     ("batch-2", "txt2img", {"batch_size": 2}),
     ("long-negative", "txt2img", {"negative_prompt": "(" + LONG_NEGATIVE + ":1.2), " + LONG_NEGATIVE}),
+    # the same with an SDXL textual-inversion embedding of 8 vectors in front (tools/make_sdxl_embedding.py; the
+    # stand-in reads its name as plain words)
+    (
+        "long-negative-embedding",
+        "txt2img",
+        {"negative_prompt": f"{SDXL_EMBEDDING}, (" + LONG_NEGATIVE + ":1.2), " + LONG_NEGATIVE},
+    ),
     (
         "img2img-0.6",
         "img2img",
@@ -280,6 +294,74 @@ SCENARIOS.append(
         "compare": "auto",
     }
 )
+
+# SDXL base -> SDXL refiner (another architecture: OpenCLIP-G only, 1280-wide rows, a 2560-wide vector with the
+# aesthetic score) at 0.5 of 8 steps, the delay before the switch (2) and after it (6). The refiner's empty and negative
+# rows come from requests with the refiner selected; zero rows of both models look alike, so rows are told apart by
+# their width and vector too ("rows"). The WebUI must run in half precision for base and refiner to fit in memory
+# (webui_tier/tools/make_random_sdxl_refiner.py).
+_SDXL_REFINER = {"override_settings": {"sd_model_checkpoint": SDXL_REFINER_CHECKPOINT}}
+for _delay in (2, 6):
+    SCENARIOS.append(
+        {
+            "name": f"sdxl-refiner-delay-{_delay}",
+            "endpoint": "txt2img",
+            "payload": _payload(
+                **_SDXL,
+                steps=8,
+                refiner_checkpoint=SDXL_REFINER_CHECKPOINT,
+                refiner_switch_at=0.5,
+                alwayson_scripts=_npd(True, _delay),
+            ),
+            "rows": "crossattn+vector",
+            "controls": {
+                "EMPTY": {"negative_prompt": ""},
+                "NEGATIVE": {},
+                "EMPTY(refiner)": {"negative_prompt": "", **_SDXL_REFINER},
+                "NEGATIVE(refiner)": _SDXL_REFINER,
+            },
+        }
+    )
+# SDXL inpainting (img2img with the left half masked), and batches whose negatives are all empty, partly empty, or
+# differ per image ("negative_prompts": one per image, set by the trace extension in before_process, as the API takes
+# one negative per request). v1.10.1 encodes each distinct negative on its own, so an empty one is zeros (SDXL's empty
+# negative) beside non-empty ones too: its rows are EMPTY before and after the switch. All empty: nothing to delay
+# (the extension leaves the request alone), one control.
+SCENARIOS += [
+    {
+        "name": "sdxl-inpaint",
+        "endpoint": "img2img",
+        "payload": _payload(
+            **_SDXL,
+            init_image="gray64",
+            mask_image="half64",
+            steps=8,
+            denoising_strength=0.75,
+            alwayson_scripts=_npd(True, 3),
+        ),
+    },
+    {
+        "name": "sdxl-all-empty",
+        "endpoint": "txt2img",
+        "payload": _payload(**_SDXL, batch_size=2, negative_prompt=""),
+        "controls": {"EMPTY": {"negative_prompt": ""}},
+    },
+    {
+        "name": "sdxl-some-empty",
+        "endpoint": "txt2img",
+        "payload": _payload(**_SDXL, batch_size=2, negative_prompts=[NEGATIVE, ""]),
+    },
+    {
+        "name": "sdxl-per-image",
+        "endpoint": "txt2img",
+        "payload": _payload(**_SDXL, batch_size=2, negative_prompts=[NEGATIVE, SECOND_NEGATIVE]),
+        "controls": {
+            "EMPTY": {"negative_prompt": ""},
+            "NEGATIVE": {},
+            "NEGATIVE 2": {"negative_prompt": SECOND_NEGATIVE},
+        },
+    },
+]
 
 # Forge Neo's models other than SD, random and reduced (webui_tier/tools/neo_models.md builds them): each selected
 # through /sdapi/v1/options ("options": the checkpoint and its text encoder / VAE files, as the builder names them),

@@ -56,6 +56,8 @@ def control_payload(payload: dict, changes: dict) -> dict:
         "n_iter",
         "refiner_checkpoint",
         "refiner_switch_at",
+        "mask_image",
+        "negative_prompts",
     ):
         p.pop(key, None)
     p.update(steps=1, sampler_name="Euler", scheduler="Automatic", batch_size=1)
@@ -104,6 +106,22 @@ def half_mask_png_base64(size: int) -> str:
     mask.paste(255, (0, 0, size // 2, size))
     mask.save(buf, format="PNG")
     return base64.b64encode(buf.getvalue()).decode()
+
+
+def trace_options(body: dict) -> list:
+    """The trace extension's arguments after the tag, taken out of a scenario's body: ``negative_prompts`` (one per
+    image; the API takes one negative for the whole batch, the trace extension sets the list in before_process)."""
+    negatives = body.pop("negative_prompts", None)
+    return [negatives] if negatives else []
+
+
+def half_mask_tensor(size: int):
+    """The stand-in's form of ``half_mask_png_base64``: [H, W] in [0, 1], the left half 1 (repainted)."""
+    import torch
+
+    mask = torch.zeros(size, size)
+    mask[:, : size // 2] = 1.0
+    return mask
 
 
 def gray_png_base64(size: int) -> str:
@@ -165,7 +183,7 @@ class RealWebUI:
             )
         add_fork_hires_fields(body)
         tag = uuid.uuid4().hex
-        body.setdefault("alwayson_scripts", {})[TRACE_TITLE] = {"args": [tag]}
+        body.setdefault("alwayson_scripts", {})[TRACE_TITLE] = {"args": [tag, *trace_options(body)]}
         response = self._request(f"/sdapi/v1/{endpoint}", body)
         records = self._request(f"/npd-trace/records?tag={tag}")["records"]
         if not records:
@@ -186,7 +204,7 @@ class StandIn:
             if path not in sys.path:
                 sys.path.insert(0, path)
         import harness
-        from fake_models import FakeSD1Model, FakeSDXLModel
+        from fake_models import FakeSD1Model, FakeSDXLModel, FakeSDXLRefinerModel
         from modules import scripts, sd_models
 
         from webui_tier import scenarios
@@ -196,6 +214,7 @@ class StandIn:
         self.checkpoints = {
             scenarios.REFINER_CHECKPOINT: FakeSD1Model(seed=7, name=scenarios.REFINER_CHECKPOINT),
             scenarios.SDXL_CHECKPOINT: FakeSDXLModel(name=scenarios.SDXL_CHECKPOINT),
+            scenarios.SDXL_REFINER_CHECKPOINT: FakeSDXLRefinerModel(name=scenarios.SDXL_REFINER_CHECKPOINT),
         }
         harness.start(str(ROOT), self.model, more_extensions=[str(TRACE_EXTENSION)], host=host)
         for model in self.checkpoints.values():
@@ -214,18 +233,23 @@ class StandIn:
         if "init_image" in body:
             size = int(body.pop("init_image").removeprefix("gray"))
             body["init_images"] = [torch.full((3, size, size), 128 / 255)]
+        if "mask_image" in body:  # "half64", as RealWebUI.run sends it (a tensor instead of a PNG)
+            body["mask"] = half_mask_tensor(int(body.pop("mask_image").removeprefix("half")))
         if "script" in body:
             body["script_name"], body["script_args"] = resolve_script_args(
                 body.pop("script"), self.script_info(), endpoint == "img2img"
             )
         add_fork_hires_fields(body)
-        body.setdefault("alwayson_scripts", {})[TRACE_TITLE] = {"args": ["standin"]}
+        body.setdefault("alwayson_scripts", {})[TRACE_TITLE] = {"args": ["standin", *trace_options(body)]}
         # the stand-in holds one model object: a control on another checkpoint swaps the object for the request
         checkpoint = (body.get("override_settings") or {}).pop("sd_model_checkpoint", None)
         if checkpoint is not None:
             self.harness.switch_model(self.checkpoints[checkpoint])
-        model = self.harness.current().model
-        model.reset_calls()
+        # a refiner of another architecture runs as a new model object (a copy of the registered one), whose
+        # recorded calls are the registered one's list: count every registered model's list once
+        calls = {id(m.calls): m.calls for m in [self.model, *self.checkpoints.values()]}
+        for m in [self.model, *self.checkpoints.values()]:
+            m.reset_calls()
         self.tracer.SINK = sink = []
         try:
             if endpoint == "img2img":
@@ -236,7 +260,7 @@ class StandIn:
             self.tracer.SINK = None
             if checkpoint is not None:
                 self.harness.switch_model(self.model)
-        return {"records": sink, "unet_rows": sum(c.x_shape[0] for c in model.calls)}
+        return {"records": sink, "unet_rows": sum(c.x_shape[0] for recorded in calls.values() for c in recorded)}
 
 
 # --- classification -----------------------------------------------------------------------------------------------
@@ -256,7 +280,7 @@ def _tensor_row_matches(row, control) -> bool:
     import torch
 
     k, m = row.shape[0], control.shape[0]
-    if k % m:
+    if k % m or row.shape[1:] != control.shape[1:]:  # another chunk count or width (the SDXL refiner's 1280)
         return False
     return bool(
         torch.allclose(
@@ -269,31 +293,73 @@ def _crossattn(c):
     return c["crossattn"] if isinstance(c, dict) else c
 
 
-def _row_references(side, run: dict) -> object:
-    """The uncond row 0 of the control's first evaluation (signatures, or the tensor on the stand-in)."""
+def _row_references(side, run: dict, with_vector: bool = False) -> object:
+    """The uncond row 0 of the control's first evaluation (signatures, or the tensor on the stand-in). With
+    ``with_vector`` (SDXL), a ``RowWithVector``: the cross-attention row, its width and the ``vector`` row."""
     first = next(r for r in run["records"] if r["event"] == "eval")
     if isinstance(side, StandIn):
-        return _crossattn(first["uncond_tensor"])[0]
+        u = first["uncond_tensor"]
+        row = _crossattn(u)[0]
+        if with_vector:
+            return RowWithVector(row, int(row.shape[-1]), u["vector"][0])
+        return row
     u = first["uncond"]
-    return (u["crossattn"] if "crossattn" in u else u)["rows"][0]
+    part = u["crossattn"] if "crossattn" in u else u
+    if with_vector:
+        return RowWithVector(part["rows"][0], int(part["shape"][-1]), u["vector"]["rows"][0], u["vector"]["shape"][-1])
+    return part["rows"][0]
+
+
+class RowWithVector(tuple):
+    """An SDXL uncond row told apart by cross-attention and ``vector`` both: ``(rows, width, vector[, vector width])``.
+    Zero cross-attention rows (SDXL's empty negative) of the base (2048 wide) and of the refiner (1280) have equal
+    signatures; the width and the vector (pooled text, sizes, the refiner's aesthetic score) tell them apart."""
+
+    def __new__(cls, *parts):
+        return super().__new__(cls, parts)
+
+
+def _row_matches(side, row, control) -> bool:
+    if isinstance(control, RowWithVector):
+        if not isinstance(row, RowWithVector) or row[1] != control[1] or row[3:] != control[3:]:
+            return False
+        if isinstance(side, StandIn):
+            same_vector = row[2].shape == control[2].shape and _tensor_row_matches(row[2][None], control[2][None])
+            return same_vector and _tensor_row_matches(row[0], control[0])
+        return _signature_row_matches(row[2], control[2]) and _signature_row_matches(row[0], control[0])
+    if isinstance(side, StandIn):
+        return _tensor_row_matches(row, control)
+    return _signature_row_matches(row, control)
+
+
+def _uncond_rows(side, rec: dict, with_vector: bool) -> list | None:
+    """The uncond rows of one evaluation in the form ``_row_references`` gives; None without an uncond."""
+    if isinstance(side, StandIn):
+        u = rec["uncond_tensor"]
+        if u is None:  # no unconditional branch (CFG scale 1 in Forge and Neo)
+            return None
+        rows = list(_crossattn(u))
+        if with_vector:
+            return [RowWithVector(r, int(r.shape[-1]), v) for r, v in zip(rows, u["vector"], strict=True)]
+        return rows
+    u = rec["uncond"]
+    if u is None:
+        return None
+    part = u["crossattn"] if "crossattn" in u else u
+    if with_vector:
+        width, vector = int(part["shape"][-1]), u["vector"]
+        return [
+            RowWithVector(r, width, v, vector["shape"][-1]) for r, v in zip(part["rows"], vector["rows"], strict=True)
+        ]
+    return part["rows"]
 
 
 def _row_labels(side, rec: dict, references: dict) -> list[str]:
-    labels = []
-    if isinstance(side, StandIn):
-        if rec["uncond_tensor"] is None:  # no unconditional branch (CFG scale 1 in Forge and Neo)
-            return []
-        rows = list(_crossattn(rec["uncond_tensor"]))
-        match = _tensor_row_matches
-    else:
-        u = rec["uncond"]
-        if u is None:  # no unconditional branch (CFG scale 1 in Forge and Neo)
-            return []
-        rows = (u["crossattn"] if "crossattn" in u else u)["rows"]
-        match = _signature_row_matches
-    for row in rows:
-        labels.append(next((label for label, ref in references.items() if match(row, ref)), "OTHER"))
-    return labels
+    with_vector = any(isinstance(ref, RowWithVector) for ref in references.values())
+    rows = _uncond_rows(side, rec, with_vector)
+    if rows is None:
+        return []
+    return [next((label for label, ref in references.items() if _row_matches(side, row, ref)), "OTHER") for row in rows]
 
 
 def normalise(side, run: dict, references: dict) -> dict:
@@ -327,19 +393,24 @@ class Runner:
         self.side = side
         self._controls: dict[str, object] = {}
 
-    def reference(self, payload: dict, changes: dict):
+    def reference(self, payload: dict, changes: dict, with_vector: bool = False):
         body = control_payload(payload, changes)
         key = json.dumps(body, sort_keys=True)
         if key not in self._controls:
-            self._controls[key] = _row_references(self.side, self.side.run("txt2img", body))
-        return self._controls[key]
+            self._controls[key] = self.side.run("txt2img", body)
+        return _row_references(self.side, self._controls[key], with_vector)
 
     def trace(self, scenario: dict, default_controls: dict) -> dict:
         controls = scenario.get("controls", default_controls)
-        references = {label: self.reference(scenario["payload"], ch) for label, ch in controls.items()}
+        with_vector = scenario.get("rows") == "crossattn+vector"
+        references = {label: self.reference(scenario["payload"], ch, with_vector) for label, ch in controls.items()}
         labels = list(references)
-        match = _tensor_row_matches if isinstance(self.side, StandIn) else _signature_row_matches
-        same = [(a, b) for i, a in enumerate(labels) for b in labels[i + 1 :] if match(references[a], references[b])]
+        same = [
+            (a, b)
+            for i, a in enumerate(labels)
+            for b in labels[i + 1 :]
+            if _row_matches(self.side, references[a], references[b])
+        ]
         if same:
             raise AssertionError(f"{self.side.name}: controls {same} encode alike: the rows cannot be told apart")
         run = self.side.run(scenario["endpoint"], scenario["payload"])

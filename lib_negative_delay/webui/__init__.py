@@ -24,12 +24,14 @@ def register_callbacks() -> None:
     hooks = [
         ("callbacks_cfg_denoiser", script_callbacks.on_cfg_denoiser, generation.on_cfg_denoiser),
         ("callbacks_cfg_denoised", script_callbacks.on_cfg_denoised, generation.on_cfg_denoised),
+        # the analysis sheet's guided result (A1111; a host without it gets no sheet pictures, never an import error)
+        ("callbacks_cfg_after_cfg", getattr(script_callbacks, "on_cfg_after_cfg", None), generation.on_cfg_after_cfg),
         ("callbacks_model_loaded", script_callbacks.on_model_loaded, empty_cond.clear),
         ("callbacks_before_ui", script_callbacks.on_before_ui, xyz.register_axes),
         ("callbacks_ui_settings", script_callbacks.on_ui_settings, options.on_ui_settings),
     ]
     for kind, register, fn in hooks:
-        if not _already_registered(script_callbacks, kind, fn):
+        if register is not None and not _already_registered(script_callbacks, kind, fn):
             register(fn)
     # The WebUI loads its own scripts/ (X/Y/Z plot included) before extensions' scripts, so the axes can be added
     # now. With --nowebui the UI is built before the before_ui callbacks run, and the X/Y/Z script takes its

@@ -38,13 +38,14 @@ from lib_negative_delay.settings import (
     Delay,
     DelaySettings,
     GenerationState,
+    OnceLog,
     parse_delay_value,
     parse_enabled,
     parse_sensitivity,
     parse_unit,
     process_log,
 )
-from lib_negative_delay.webui import architecture, empty_cond, forge_auto, host, levels, probe
+from lib_negative_delay.webui import architecture, empty_cond, forge_auto, host, levels, probe, sheet
 
 STATE_ATTR = "negative_prompt_delay_state"
 OVERRIDE_ENABLED = "negative_prompt_delay_enabled"  # set by X/Y/Z axes; preferred over the UI value
@@ -119,9 +120,14 @@ def _negative_prompts(p: Any) -> list[str]:
     return [str(x) for x in prompts]
 
 
-def start_generation(p: Any, enabled: object, delay: object, *auto_args: object) -> GenerationState | None:
-    """Set up one generation; returns its state, or None when the extension is off."""
+def start_generation(
+    p: Any, enabled: object, delay: object, *auto_args: object, analysis: object = False
+) -> GenerationState | None:
+    """Set up one generation; returns its state, or None when the extension is off. ``analysis``: draw the analysis
+    sheet (``sheet``), whether the delay is on or not."""
     settings = settings_from_args(p, enabled, delay, *auto_args)
+    sensitivity = getattr(p, OVERRIDE_SENSITIVITY, auto_args[1] if len(auto_args) > 1 else settings.sensitivity)
+    sheet.start(p, analysis, sensitivity, OnceLog())
     # X/Y/Z cells are shallow copies of one p and share this dict: drop keys an earlier cell wrote. A p that already
     # carries a state is a copy of a generation under way, processed again by another extension (ADetailer does so
     # after the last image of a batch): the switch steps auto mode recorded still describe that batch's images.
@@ -196,6 +202,7 @@ DYNAMIC_CLIP_SKIP = (
 
 def before_sampling(p: Any) -> None:
     """Prepare one sampling pass (first pass, hires pass, every batch of a batch count)."""
+    sheet.before_sampling(p)
     state: GenerationState | None = getattr(p, STATE_ATTR, None)
     if state is None or state.failed or not state.settings.active:
         return
@@ -408,27 +415,51 @@ _HANDOFF: list[tuple[GenerationState, Any, probe.Probe]] = []
 
 
 def on_cfg_denoised(params: Any) -> None:
-    """``script_callbacks.on_cfg_denoised`` hook: auto mode's measurement after the model call."""
-    if not _HANDOFF:
-        return
-    state, p, pending = _HANDOFF.pop()
-    if state.failed or state.detector is not pending.detector:
-        return
-    try:
-        if probe.run(pending, params.x):
-            _record_auto_steps(state, p)
-    except Exception as exc:  # never break a generation
-        _auto_failed(state, p, exc)
+    """``script_callbacks.on_cfg_denoised`` hook: auto mode's measurement after the model call (and the analysis)."""
+    sheet.snapshot(params.x)
+    found = None
+    if _HANDOFF:
+        state, p, pending = _HANDOFF.pop()
+        if state.failed or state.detector is not pending.detector:
+            probe.release(pending)
+        else:
+            found = pending
+            try:
+                if probe.run(pending, params.x):
+                    _record_auto_steps(state, p)
+            except Exception as exc:  # never break a generation
+                _auto_failed(state, p, exc)
+    sheet.measured(found)
+    sheet.after_model(params.x)
+
+
+def finish_generation(p: Any, processed: Any) -> None:
+    """``Script.postprocess``: the analysis sheets after the images."""
+    sheet.finish(p, processed)
+
+
+def on_cfg_after_cfg(params: Any) -> None:
+    """``script_callbacks.on_cfg_after_cfg`` hook: the analysis keeps the guided result."""
+    sheet.after_cfg(params)
 
 
 def on_cfg_denoiser(params: Any) -> None:
     """``script_callbacks.on_cfg_denoiser`` hook: use the empty negative before the start step."""
-    _HANDOFF.clear()
-    denoiser = getattr(params, "denoiser", None)
-    p = getattr(denoiser, "p", None)
+    while _HANDOFF:  # an evaluation that never reached on_cfg_denoised (interrupted, or a sampler that skips it)
+        probe.release(_HANDOFF.pop()[2])
+    p = getattr(getattr(params, "denoiser", None), "p", None)
+    negative = params.text_uncond
+    uses = _swap(params, p)
+    sheet.before_model(params, p, negative, uses)
+
+
+def _swap(params: Any, p: Any) -> list[bool] | None:
+    """Give the images that are before their start step the empty prompt; returns which images use the real
+    negative at this evaluation (None: all of them, as the WebUI set it)."""
+    denoiser = params.denoiser
     state: GenerationState | None = getattr(p, STATE_ATTR, None)
     if state is None or state.failed or not state.prepared:
-        return
+        return None
     if state.seam is not None:
         missed = state.seam.pending
         if missed is not None:  # the previous evaluation never reached the post-CFG hook: this sampler bypasses it
@@ -441,7 +472,7 @@ def on_cfg_denoiser(params: Any) -> None:
             state.seam.expect(None)
     if params.text_uncond is None:  # no unconditional branch (CFG scale 1 in the forks): nothing to delay
         state.log.info("this evaluation has no negative conditioning (CFG scale 1?): nothing to delay")
-        return
+        return None
     try:
         if state.pattern_owner is not denoiser:
             state.pattern_owner = denoiser
@@ -449,7 +480,7 @@ def on_cfg_denoiser(params: Any) -> None:
         step = _equivalent_step(state, p, params, denoiser)
         uses_negative = _uses_negative(state, p, params, step)
         if all(uses_negative):
-            return
+            return uses_negative
         from modules import shared
 
         model = shared.sd_model
@@ -463,13 +494,15 @@ def on_cfg_denoiser(params: Any) -> None:
             if mixable(empty, params.text_uncond):
                 empty = mix_rows(empty, params.text_uncond, uses_negative)
             elif not _carry(state, p, params, uses_negative, step):
-                return  # the whole batch takes the negative prompt from here
+                return None  # the whole batch takes the negative prompt from here
         params.text_uncond = empty
         if _HANDOFF and _HANDOFF[-1][0] is state:
             _HANDOFF[-1][2].sent = empty  # the measurement checks that no later callback replaced it
+        return uses_negative
     except UnsupportedConditioning as exc:
         state.failed = True
         state.log.error(f"unsupported model or conditioning ({exc}); negative prompt applied as usual")
     except Exception as exc:
         state.failed = True
         state.log.error(f"internal error ({exc}); negative prompt applied as usual for this generation", exc_info=True)
+    return None

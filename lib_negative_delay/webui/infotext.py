@@ -137,8 +137,9 @@ READERS = (
 
 
 def infotext_fields(components: list) -> list[tuple[object, object]]:
-    """The ``Script.infotext_fields`` pairs for the panel's components (in ``ui.build`` order)."""
-    return list(zip(components, READERS, strict=True))
+    """The ``Script.infotext_fields`` pairs for the panel's components (in ``ui.build`` order). The analysis checkbox,
+    last, is not in the infotext (it does not change the image): a paste leaves it as it is."""
+    return list(zip(components[: len(READERS)], READERS, strict=True))
 
 
 def paste_field_names() -> list:

@@ -7,6 +7,7 @@ from lib_negative_delay import MAX_DELAY, TITLE, VERSION
 SECTION = ("negative_prompt_delay", f"{TITLE} {VERSION}")
 DEFAULT_DELAY_KEY = "negative_delay_default_delay"
 OPEN_KEY = "negative_delay_open_panel"
+SAVE_SHEETS_KEY = "negative_delay_save_sheets"
 DEFAULT_DELAY = 3  # about 10-15 % of a 20-30 step schedule: the paper's critical step
 
 
@@ -29,6 +30,15 @@ def on_ui_settings() -> None:
         OPEN_KEY,
         shared.OptionInfo(False, "Start with the Negative Prompt Delay panel open", gr.Checkbox, section=SECTION),
     )
+    shared.opts.add_option(
+        SAVE_SHEETS_KEY,
+        shared.OptionInfo(
+            False,
+            "Save analysis sheets with the grids (when the WebUI saves grids)",
+            gr.Checkbox,
+            section=SECTION,
+        ),
+    )
 
 
 def default_delay() -> int:
@@ -46,3 +56,9 @@ def panel_open() -> bool:
     from modules import shared
 
     return bool(getattr(shared.opts, OPEN_KEY, False))
+
+
+def save_sheets() -> bool:
+    from modules import shared
+
+    return bool(getattr(shared.opts, SAVE_SHEETS_KEY, False))

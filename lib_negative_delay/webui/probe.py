@@ -2,11 +2,21 @@
 
 ``prepare`` runs in ``on_cfg_denoiser`` (before the model call): it notes, for the images still undecided,
 where their positive and uncond rows sit in the batch and what their real negative conditioning is.
-``run`` runs in ``on_cfg_denoised`` (after the model call, before the CFG combine): it evaluates the real
-negative for those images (one extra model call, only their rows), measures the alignment, and writes the
-negative's output into the uncond rows of images that switch, in place, so they use the negative at this
-very step.  Layout of the WebUI's batch (``CFGDenoiser.forward``): the positive rows of every image
-(several per image with AND), then one uncond row per image.
+``run`` runs in ``on_cfg_denoised`` (after the model call, before the CFG combine): it takes the real negative's
+output for those images, measures the alignment, and writes the negative's output into the uncond rows of images
+that switch, in place, so they use the negative at this very step.
+
+Where the negative's output comes from: ``prepare`` lends the sampler's model wrapper (``denoiser.model_wrap``) a
+one-evaluation stand-in (``Folded``) that appends the probed images' negative rows to the WebUI's own model call
+when that call holds the whole batch and the negative has its token length; the WebUI gets its own rows back and
+never sees the others. Otherwise (the WebUI splits the batch: ``batch_cond_uncond`` off, a negative of another
+length) ``run`` evaluates them in a call of their own. A separate call of a few rows costs nearly as much wall time
+as the whole batch's on a small or call-bound model, which is what folding saves. A wrapper another extension put
+around the sampler's model gets nothing lent (it may compute more than one call), and a joined call that fails (a
+UNet hook that wants its own batch size) is made again without the extra rows.
+
+Layout of the WebUI's batch (``CFGDenoiser.forward``): the positive rows of every image (several per image with
+AND), then one uncond row per image.
 
 Other extensions' ``cfg_denoiser`` callbacks may run after ours on the same parameters object: ``run`` reads the
 rows, the positive (for the WebUI's padding) and the latents from it as the model got them, and gives up when a
@@ -36,6 +46,59 @@ class Probe:
     params: Any  # the evaluation's CFGDenoiserParams: read again after every callback has run
     negative: Cond  # the real negative conditioning of those images (unpadded)
     sent: Cond | None = None  # the uncond our callback gave the model (set after the swap)
+    fold: Folded | None = None  # the wrapper lent to the sampler for this evaluation
+    outputs: dict | None = None  # image -> the negative's output measured at this evaluation (set by ``run``)
+
+
+class Folded(torch.nn.Module):
+    """The sampler's model wrapper for one evaluation: the call that holds the whole batch gets ``extra`` rows
+    appended (built by ``extra(x, sigma, cond)``, None when they cannot join) and returns only its own rows; the
+    appended rows' output is kept in ``out``. Every other attribute is the wrapped model's. (A module, because the
+    WebUI's denoiser is one and keeps the wrapper as a child module.)"""
+
+    def __init__(self, inner: torch.nn.Module, extra: Any) -> None:
+        super().__init__()
+        self.inner = inner
+        self.extra = extra
+        self.out: torch.Tensor | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(super().__getattr__("inner"), name)
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        joined = None if self.out is not None else self.extra(x, sigma, kwargs.get("cond"))
+        if joined is None:
+            return self.inner(x, sigma, **kwargs)
+        more_x, more_sigma, cond = joined
+        try:
+            out = self.inner(torch.cat([x, more_x]), torch.cat([sigma, more_sigma]), **{**kwargs, "cond": cond})
+        except Exception:  # e.g. another extension's UNet hook that wants its own batch size: the WebUI's call alone
+            self.extra = lambda *args: None
+            return self.inner(x, sigma, **kwargs)
+        self.out = out[x.shape[0] :]
+        return out[: x.shape[0]]
+
+
+def _joined(call: dict, more: dict) -> dict | None:
+    """The two condition dicts' rows one after the other, key by key; None unless they have the same keys and
+    shapes past the rows."""
+    if not isinstance(call, dict) or set(call) != set(more):
+        return None
+    out = {}
+    for key, a in call.items():
+        b = more[key]
+        listed = isinstance(a, list)
+        if listed != isinstance(b, list) or (listed and (len(a) != 1 or len(b) != 1)):
+            return None
+        ta, tb = (a[0], b[0]) if listed else (a, b)
+        if not (torch.is_tensor(ta) and torch.is_tensor(tb)) or ta.shape[1:] != tb.shape[1:]:
+            return None
+        both = torch.cat([ta, tb.to(ta.dtype)])
+        out[key] = [both] if listed else both
+    return out
 
 
 def _first_cond_rows(x_in: torch.Tensor, n_cond: int, batch: int) -> list[int]:
@@ -80,7 +143,7 @@ def prepare(params: Any, detector: AlignmentDetector, step: int, images: list[in
         raise UnsupportedConditioning(f"unexpected batch layout ({rows_of(negative)} uncond rows)")
     total, n_cond = _check_layout(params, detector.batch)
     _first_cond_rows(params.x, n_cond, detector.batch)
-    return Probe(
+    found = Probe(
         detector=detector,
         step=step,
         images=images,
@@ -89,6 +152,42 @@ def prepare(params: Any, detector: AlignmentDetector, step: int, images: list[in
         params=params,
         negative=take_rows(negative, images),
     )
+    _lend_fold(found)
+    return found
+
+
+def _lend_fold(found: Probe) -> None:
+    """Lend the sampler's model wrapper a ``Folded`` for this evaluation (A1111's denoisers keep it in
+    ``model_wrap``). Only while it is still the sampler's own: a wrapper another extension put around it may compute
+    something else than one call (an ensemble, a second input), and then the negative gets a call of its own."""
+    denoiser = found.params.denoiser
+    inner = getattr(denoiser, "model_wrap", None)
+    own = getattr(getattr(denoiser, "sampler", None), "model_wrap", None)
+    if inner is None or inner is not own or not isinstance(inner, torch.nn.Module):
+        return
+
+    def extra(x: torch.Tensor, sigma: torch.Tensor, cond: Any) -> tuple | None:
+        params = found.params
+        if x.shape[0] != found.total_rows or found.sent is None or params.text_uncond is not found.sent:
+            return None
+        rows = found.uncond_rows
+        negative = _padded_negative(denoiser, params.text_cond, found.negative)
+        joined = _joined(cond, _condition(negative, params.image_cond[rows]))
+        return None if joined is None else (x[rows], sigma[rows], joined)
+
+    try:
+        denoiser.model_wrap = fold = Folded(inner, extra)
+    except Exception:  # a denoiser that will not take it: the negative gets a call of its own
+        return
+    found.fold = fold
+
+
+def release(found: Probe) -> None:
+    """Give the sampler its own model wrapper back (after the evaluation, or when it never reached ``run``)."""
+    fold, found.fold = found.fold, None
+    denoiser = found.params.denoiser
+    if fold is not None and getattr(denoiser, "model_wrap", None) is fold:
+        denoiser.model_wrap = fold.inner
 
 
 def _condition(cond: Cond, image_cond: torch.Tensor) -> dict:
@@ -105,6 +204,10 @@ def _condition(cond: Cond, image_cond: torch.Tensor) -> dict:
 def run(probe: Probe, x_out: torch.Tensor) -> list[int]:
     """Measure, decide, and give the switching images their negative output at this step; returns them."""
     params = probe.params
+    # a wrapper another extension put around ours after our callback: what it computes is not what we folded
+    fold = probe.fold
+    folded = fold.out if fold is not None and getattr(params.denoiser, "model_wrap", None) is fold else None
+    release(probe)
     if x_out.shape[0] != probe.total_rows:
         raise UnsupportedConditioning(f"unexpected denoiser output ({x_out.shape[0]} rows, {probe.total_rows} sent)")
     # replaced, not compared: a re-weighting of the negative leaves the empty prompt's rows as they were
@@ -124,13 +227,19 @@ def run(probe: Probe, x_out: torch.Tensor) -> list[int]:
         return []
     cond_rows = [pairs[j][0] for j in live]
     uncond_rows = [pairs[j][1] for j in live]
-    negative = _padded_negative(params.denoiser, params.text_cond, take_rows(probe.negative, live))
-    with torch.no_grad():
-        neg_out = params.denoiser.inner_model(
-            params.x[uncond_rows], params.sigma[uncond_rows], cond=_condition(negative, params.image_cond[uncond_rows])
-        )
+    if folded is not None:
+        neg_out = folded[live]
+    else:
+        negative = _padded_negative(params.denoiser, params.text_cond, take_rows(probe.negative, live))
+        with torch.no_grad():
+            neg_out = params.denoiser.inner_model(
+                params.x[uncond_rows],
+                params.sigma[uncond_rows],
+                cond=_condition(negative, params.image_cond[uncond_rows]),
+            )
     cosine = alignment(x_out[cond_rows], x_out[uncond_rows], neg_out)
     images = [probe.images[j] for j in live]
+    probe.outputs = {image: neg_out[k] for k, image in enumerate(images)}
     switched = probe.detector.decide(probe.step, images, cosine)
     for k, image in enumerate(images):
         if image in switched:

@@ -54,9 +54,17 @@ def auto_row_update(auto: bool) -> dict:
     return gr.update(visible=bool(auto))
 
 
+ANALYSIS_LABEL = "Show when the negative prompt acts"
+ANALYSIS_INFO = (
+    "Adds an analysis sheet per image after the images: one extra model evaluation per image and step. "
+    "The images stay the same."
+)
+ANALYSIS_ARG = 7  # its place in the script's arguments
+
+
 def build(is_img2img: bool) -> list:
     """Build the panel; returns the components in API order:
-    ``[enabled, delay, auto, sensitivity, auto_min, auto_max, unit]``."""
+    ``[enabled, delay, auto, sensitivity, auto_min, auto_max, unit, analysis]``."""
     import gradio as gr
 
     tab = "img2img" if is_img2img else "txt2img"
@@ -94,8 +102,11 @@ def build(is_img2img: bool) -> list:
             )
             auto_min = step_slider(DelaySettings.auto_min, LABELS[STEPS_UNIT][1], f"negative_delay_{tab}_auto_min")
             auto_max = step_slider(DelaySettings.auto_max, LABELS[STEPS_UNIT][2], f"negative_delay_{tab}_auto_max")
+        analysis = gr.Checkbox(
+            label=ANALYSIS_LABEL, value=False, elem_id=f"negative_delay_{tab}_analysis", info=ANALYSIS_INFO
+        )
         gr.Markdown(HELP, elem_classes=["negative-delay-help"])
     auto.change(fn=auto_row_update, inputs=[auto], outputs=[auto_row], show_progress="hidden", queue=False)
     unit.change(fn=unit_update, inputs=[unit], outputs=[delay, auto_min, auto_max], show_progress="hidden", queue=False)
-    # unit last: API calls written before it existed ([enabled, delay, ...]) keep meaning steps
-    return [enabled, delay, auto, sensitivity, auto_min, auto_max, unit]
+    # unit and analysis last: API calls written before they existed ([enabled, delay, ...]) keep their meaning
+    return [enabled, delay, auto, sensitivity, auto_min, auto_max, unit, analysis]

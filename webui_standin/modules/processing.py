@@ -543,6 +543,16 @@ class StableDiffusionProcessing:
         self.cached_uc = StableDiffusionProcessing.cached_uc
 
     @property
+    def sd_model(self):
+        """mirrors StableDiffusionProcessing.sd_model: always the loaded model (a refiner switch to another
+        architecture makes it the refiner's new object); setting it does nothing."""
+        return shared.sd_model
+
+    @sd_model.setter
+    def sd_model(self, value) -> None:
+        pass
+
+    @property
     def scripts(self):  # mirrors StableDiffusionProcessing.scripts (setting it may run scripts' setup())
         return self.scripts_value
 

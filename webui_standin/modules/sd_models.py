@@ -2,7 +2,9 @@
 
 Facts modelled (v1.10.1): the checkpoint selected in Settings is reloaded at the start of every generation;
 loading a checkpoint of the same architecture puts its weights into the *same* model object (new hash, file name
-and checkpoint info) and fires the model_loaded callbacks; the refiner switches checkpoints that way mid-pass."""
+and checkpoint info), one of another architecture (another config: SDXL base -> SDXL refiner) builds a new model
+object that becomes shared.sd_model; either fires the model_loaded callbacks. The refiner switches checkpoints that way
+mid-pass."""
 
 from __future__ import annotations
 
@@ -56,9 +58,33 @@ def reload_model_weights(sd_model=None, info=None, forced_reload: bool = False):
     current = getattr(model, "sd_checkpoint_info", None)
     if info is None or (current is not None and current.filename == info.filename and not forced_reload):
         return model
-    model.load_weights_from(_weights[info.filename])
+    weights = _weights[info.filename]
+    if _config(weights) != _config(model):
+        # another architecture (an SDXL base and its refiner): v1.10.1 trashes the loaded model and builds a new
+        # one (load_model), which becomes shared.sd_model; the recorded UNet calls stay shared with the snapshot
+        model = copy.copy(weights)
+        shared.sd_model = model
+        _attach_fork_objects(model)
+    else:
+        model.load_weights_from(weights)
     script_callbacks.model_loaded_callback(model)
     return model
+
+
+def _config(model: Any) -> str:
+    """Which config the WebUI would build ``model`` from (``sd_model.used_config``; the class for fakes without)."""
+    return getattr(model, "used_config", None) or type(model).__name__
+
+
+def _attach_fork_objects(model: Any) -> None:
+    """A fork flavour's forge objects for a newly built model (as the flavour's checkpoint load gives them)."""
+    import sys
+
+    flavour = sys.modules.get("fork_flavour")
+    if flavour is not None and flavour.active() is not None:
+        from fork_flavour import patcher
+
+        patcher.reload(model)
 
 
 def get_closet_checkpoint_match(search_string: str):

@@ -133,6 +133,7 @@ def _default_options() -> dict[str, OptionInfo]:
         "send_size": o(True, "Send size when sending prompt or image to another interface"),
         "return_grid": o(True, "Show grid in gallery"),
         "grid_save": o(False, "Always save all generated image grids"),
+        "grid_format": o("png", "File format for grids"),
         "samples_save": o(False, "Always save all generated images"),
         "img_max_size_mp": o(200, "Maximum grid size (in megapixels)"),
         "enable_console_prompts": o(False, "Print prompts to console"),

@@ -13,6 +13,8 @@
 #      EXTRA_ARGS extra command-line flags
 #      NICE      niceness (default 10); THREADS  OMP/MKL threads (default 1)
 set -u
+source "$(dirname "$0")/fork-lib.sh"
+NAME=neo
 H=${FIXTURE:-/root/neo-fixture}
 W=$H/webui
 PORT=${PORT:-7862}
@@ -25,12 +27,7 @@ THREADS=${THREADS:-1}
 LOG=$H/webui.log
 PIDF=$H/webui.pid
 
-if [ -f "$PIDF" ] && kill -0 "$(cat $PIDF)" 2>/dev/null; then
-  echo "neo already running (pid $(cat $PIDF)); run $H/stop-neo.sh first" >&2; exit 2
-fi
-if (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null; then
-  echo "port $PORT already in use" >&2; exit 2
-fi
+fork_refuse_if_running
 
 if [ -n "${EXT_DIR:-}" ]; then
   [ -d "$EXT_DIR" ] || { echo "EXT_DIR $EXT_DIR is not a directory" >&2; exit 2; }
@@ -69,11 +66,7 @@ json.dump(cfg, open(path, "w"), indent=4)
 print(f"config.json: sd_model_checkpoint={ckpt!r} forge_additional_modules={cfg.get('forge_additional_modules')}")
 PY
 
-export HF_HOME=$H/hf HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 DIFFUSERS_OFFLINE=1
-export GRADIO_ANALYTICS_ENABLED=False DO_NOT_TRACK=1 HF_HUB_DISABLE_TELEMETRY=1
-export PYTHONUNBUFFERED=1
-export TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=${TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD:-1}
-export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
+fork_offline_env
 
 cd "$W"
 start=$(date +%s)
@@ -84,35 +77,4 @@ setsid nohup nice -n "$NICE" "$H/venv/bin/python" launch.py --api --skip-prepare
 echo $! > "$PIDF"
 echo "neo pid $(cat $PIDF), log $LOG, port $PORT"
 
-[ "$WAIT" = 1 ] || exit 0
-deadline=$((start + 900))
-up=0
-while [ $(date +%s) -lt $deadline ]; do
-  if ! kill -0 "$(cat $PIDF)" 2>/dev/null; then echo "neo exited during startup; tail of log:" >&2; tail -30 "$LOG" >&2; exit 1; fi
-  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$PORT/sdapi/v1/sd-models" || true)
-  if [ "$code" = 200 ]; then
-    if ss -ltnp "sport = :$PORT" 2>/dev/null | grep -q "pid=$(cat $PIDF),"; then up=1; break; fi
-    echo "port $PORT answers but is not served by pid $(cat $PIDF) (another server?); stopping ours:" >&2
-    ss -ltnp "sport = :$PORT" >&2; kill -TERM -- "-$(cat $PIDF)" 2>/dev/null; rm -f "$PIDF"; exit 1
-  fi
-  sleep 3
-done
-[ $up = 1 ] || { echo "timeout waiting for API" >&2; exit 1; }
-echo "API up after $(( $(date +%s) - start ))s"
-[ "$WARMUP" = 1 ] || exit 0
-echo "trying a tiny txt2img"
-tries=0
-while [ $(date +%s) -lt $deadline ] && [ $tries -lt ${WARMUP_TRIES:-3} ]; do
-  tries=$((tries + 1))
-  t0=$(date +%s)
-  resp=$(curl -s --max-time 600 -H 'Content-Type: application/json' \
-    -d '{"prompt":"warmup","steps":1,"width":64,"height":64,"sampler_name":"Euler","seed":1}' \
-    "http://127.0.0.1:$PORT/sdapi/v1/txt2img" || true)
-  if echo "$resp" | grep -q '"images": *\["'; then
-    echo "first txt2img took $(( $(date +%s) - t0 ))s; ready after $(( $(date +%s) - start ))s"; exit 0
-  fi
-  kill -0 "$(cat $PIDF)" 2>/dev/null || { echo "neo died; tail of log:" >&2; tail -30 "$LOG" >&2; exit 1; }
-  echo "txt2img not ready yet: $(echo "$resp" | head -c 300)" >&2
-  sleep 5
-done
-echo "no working txt2img after $tries tries (server left running; see $LOG)" >&2; exit 1
+fork_wait "$start"

@@ -90,6 +90,18 @@ class StableDiffusionImg2ImgProcessingAPI(_ProcessingAPIBase):
     resize_mode: int = 0
     denoising_strength: float = 0.75
     image_cfg_scale: Optional[float] = None  # noqa: UP045
+    # inpainting: the request model's fields from StableDiffusionProcessingImg2Img, with its defaults (the mask is a
+    # tensor / PIL image / 8-bit array here; the real API decodes a base64 image)
+    mask: Optional[Any] = None  # noqa: UP045
+    mask_blur_x: int = 4
+    mask_blur_y: int = 4
+    mask_blur: Optional[int] = None  # noqa: UP045
+    mask_round: bool = True
+    inpainting_fill: int = 0
+    inpaint_full_res: bool = True
+    inpaint_full_res_padding: int = 0
+    inpainting_mask_invert: int = 0
+    initial_noise_multiplier: Optional[float] = None  # noqa: UP045
     include_init_images: bool = False
 
     class Config:

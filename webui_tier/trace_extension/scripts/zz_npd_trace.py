@@ -4,6 +4,8 @@ Install as ``<webui>/extensions/zz-npd-trace`` (the folder name sorts after the 
 callback, registered at import, runs after the extension's and sees the ``text_uncond`` the UNet will get).
 The same file is loaded into the stand-in by ``webui_tier/traces.py``.
 
+Option (its second argument): a list of per-image negative prompts, set in ``before_process`` (see there).
+
 Records (kept in memory per request tag, served as JSON by ``GET /npd-trace/records?tag=…``):
 - ``gen``  once per processing object (``Script.process``; an X/Y/Z plot makes one per cell);
 - ``pass`` once per sampling pass (``process_before_every_sampling``: first pass, hires pass);
@@ -140,6 +142,7 @@ def _hook_unet() -> None:
 
 def on_cfg_denoiser(params) -> None:
     try:
+        _hook_unet()  # a refiner of another architecture (SDXL's) is a new model object, loaded mid-pass
         d = params.denoiser
         level, levels = _level(params.sigma)
         rec = {
@@ -184,7 +187,17 @@ class NpdTraceScript(scripts.Script):
         import gradio as gr
 
         tab = "img2img" if is_img2img else "txt2img"
-        return [gr.Textbox(value="", visible=False, elem_id=f"npd_trace_tag_{tab}")]
+        return [
+            gr.Textbox(value="", visible=False, elem_id=f"npd_trace_tag_{tab}"),
+            gr.JSON(value=None, visible=False, elem_id=f"npd_trace_negatives_{tab}"),
+        ]
+
+    def before_process(self, p, tag="", negative_prompts=None, *args) -> None:  # noqa: ANN001
+        """``negative_prompts`` (a list, one per image): per-image negatives, which the API cannot ask for. Given as
+        the processing's ``negative_prompt`` list before anything reads it: v1.10.1's setup_prompts (after
+        before_process, before every script's process) takes such a list as ``all_negative_prompts``."""
+        if isinstance(negative_prompts, list) and negative_prompts:
+            p.negative_prompt = [str(x) for x in negative_prompts]
 
     def process(self, p, tag="", *args) -> None:  # noqa: ANN001
         try:
