@@ -4,7 +4,8 @@
     .venv/bin/python bench/bench_cost.py --steps-only --check bench/results/auto_switch_steps.json
 
 Timing (issue 28): on the bundled model (Euler, 20 steps, 32x32, "red triangle on blue background", negative
-"glasses"), for batch 1 and batch 4, the modes off / fixed delay 3 / auto (the defaults) / analysis sheet run
+"glasses"), for batch 1 and batch 4, the modes off / fixed delay 3 / auto (the defaults) / auto measuring in a call
+of its own (as before 0.5.0) / analysis sheet / auto with the sheet run
 interleaved in one process, `--runs` rounds after one warm-up round. Each mode's ratio to off is the median of the
 per-round ratios (paired: a round's runs are consecutive, so a slow spell of a busy machine hits all of them); the
 model rows (a forward pre-hook on the UNet) are counted beside.
@@ -42,8 +43,9 @@ def _auto_args() -> list:
 
 
 def modes() -> dict[str, list]:
-    """The timed settings of the panel (positional script arguments)."""
-    found = {"off": [False, 0], "fixed_3": [True, 3], "auto": _auto_args()}
+    """The timed settings of the panel (positional script arguments). ``auto_own_call``: auto mode measuring in a
+    call of its own after the WebUI's, as before 0.5.0 (the joined call switched off for that mode)."""
+    found = {"off": [False, 0], "fixed_3": [True, 3], "auto": _auto_args(), "auto_own_call": _auto_args()}
     from lib_negative_delay.webui import ui
 
     if hasattr(ui, "ANALYSIS_ARG"):  # the analysis sheet with the extension otherwise at its fixed delay
@@ -68,9 +70,12 @@ def _start():
 
 def measure(runs: int, batches: list[int]) -> dict:
     """Paired per-round ratios of every mode to off, per batch size."""
+    from lib_negative_delay.webui import probe
+
     harness, rows = _start()
     out = {}
     settings = modes()
+    lend = probe._lend_fold
     for batch in batches:
         base = dict(
             prompt=PROMPT, negative_prompt=NEGATIVE, steps=20, sampler_name="Euler", width=32, height=32,
@@ -81,6 +86,7 @@ def measure(runs: int, batches: list[int]) -> dict:
         for r in range(runs + 1):
             for name, args in settings.items():
                 rows[0] = 0
+                probe._lend_fold = (lambda found: None) if name == "auto_own_call" else lend
                 t0 = time.perf_counter()
                 harness.txt2img(**base, alwayson_scripts={TITLE: {"args": args}})
                 if r:  # round 0 warms up
@@ -97,6 +103,7 @@ def measure(runs: int, batches: list[int]) -> dict:
             "model_rows": counted,
         }
         print(f"batch {batch}: ratios to off {ratios}; rows {counted}", flush=True)
+    probe._lend_fold = lend
     return {
         "setup": f"bundled model, Euler 20 steps, 32x32, {runs} interleaved rounds after 1 warm-up, paired medians",
         "threads": torch.get_num_threads(),

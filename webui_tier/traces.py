@@ -188,7 +188,13 @@ class RealWebUI:
         records = self._request(f"/npd-trace/records?tag={tag}")["records"]
         if not records:
             raise RuntimeError("the trace extension recorded nothing for this request")
-        return {"records": records, "unet_rows": records[-1]["unet_rows"], "images": response.get("images", [])}
+        last = records[-1]
+        return {
+            "records": records,
+            "unet_rows": last["unet_rows"],
+            "unet_calls": last.get("unet_calls"),
+            "images": response.get("images", []),
+        }
 
     def timing(self, **body) -> dict:
         return self._request("/npd-trace/timing", body)
@@ -260,7 +266,11 @@ class StandIn:
             self.tracer.SINK = None
             if checkpoint is not None:
                 self.harness.switch_model(self.model)
-        return {"records": sink, "unet_rows": sum(c.x_shape[0] for recorded in calls.values() for c in recorded)}
+        return {
+            "records": sink,
+            "unet_rows": sum(c.x_shape[0] for recorded in calls.values() for c in recorded),
+            "unet_calls": sum(len(recorded) for recorded in calls.values()),
+        }
 
 
 # --- classification -----------------------------------------------------------------------------------------------
@@ -383,7 +393,7 @@ def normalise(side, run: dict, references: dict) -> dict:
             )
         elif ev == "end":
             infotexts += rec["infotexts"]
-    return {"gens": gens, "unet_rows": run["unet_rows"], "infotexts": infotexts}
+    return {"gens": gens, "unet_rows": run["unet_rows"], "unet_calls": run.get("unet_calls"), "infotexts": infotexts}
 
 
 class Runner:
@@ -454,6 +464,9 @@ def compare_exact(real: dict, standin: dict) -> list[str]:
                     diffs.append(f"{at}: rows webui {er['labels']}, stand-in {es['labels']}")
     if real["unet_rows"] != standin["unet_rows"]:
         diffs.append(f"UNet rows: webui {real['unet_rows']}, stand-in {standin['unet_rows']}")
+    calls = real.get("unet_calls"), standin.get("unet_calls")
+    if None not in calls and calls[0] != calls[1]:  # e.g. auto's measurement joined the call on one side only
+        diffs.append(f"UNet calls: webui {calls[0]}, stand-in {calls[1]}")
     ir, is_ = npd_infotext(real["infotexts"]), npd_infotext(standin["infotexts"])
     if ir != is_:
         diffs.append(f"infotext: webui {ir}, stand-in {is_}")
@@ -477,11 +490,13 @@ def latched_errors(trace: dict, threshold: float) -> list[str]:
     return errors
 
 
-def auto_errors(trace: dict, earliest: int, latest: int) -> list[str]:
+def auto_errors(trace: dict, earliest: int, latest: int, joined: bool | None = None) -> list[str]:
     """Auto mode, one pass, fixed-structure sampler: image i switched at step k_i (infotext): its rows are EMPTY
     for steps 0..k_i (a measured switch: the step's extra evaluation becomes its uncond, the callback saw EMPTY)
     or 0..k_i-1 (a forced switch at the latest step), NEGATIVE after; the UNet ran one extra row per image and
-    measured step (steps earliest..min(k_i, latest - 1))."""
+    measured step (steps earliest..min(k_i, latest - 1)). ``joined``: the measurement joins the WebUI's own model
+    call (AUTOMATIC1111: one call per evaluation) or has calls of its own (the forks' post-CFG hook: one more per
+    measured step); None: not checked."""
     errors = []
     (gen,) = trace["gens"]
     (p,) = gen["passes"]
@@ -500,6 +515,12 @@ def auto_errors(trace: dict, earliest: int, latest: int) -> list[str]:
     base = 2 * batch * len(p["evals"])
     if trace["unet_rows"] != base + extra:
         errors.append(f"UNet rows {trace['unet_rows']}, expected {base} + {extra} extra for steps {steps}")
+    if joined is not None and trace.get("unet_calls") is not None:
+        measured = max(max(0, min(k, latest - 1) - earliest + 1) for k in steps)
+        calls = len(p["evals"]) + (0 if joined else measured)
+        if trace["unet_calls"] != calls:
+            how = "joined to the WebUI's calls" if joined else "in calls of their own"
+            errors.append(f"UNet calls {trace['unet_calls']}, expected {calls} (measurements {how})")
     return errors
 
 

@@ -11,9 +11,12 @@ Prints what it saw; exits 1 when the gallery did not show the sheet.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from screenshot_panel import arguments, open_ui  # noqa: E402
 
 TAB = "txt2img"
 PANEL = f"#negative_delay_{TAB}"
@@ -26,22 +29,13 @@ def set_number(page, elem_id: str, value: int) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="http://127.0.0.1:7861")
-    parser.add_argument("--out", default="docs/sheet_gallery.png")
-    parser.add_argument("--chromium", default="/usr/bin/chromium")
-    parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for the UI and the generation")
-    args = parser.parse_args()
+    args = arguments(__doc__.splitlines()[0], "docs/sheet_gallery.png", 600)
 
     from playwright.sync_api import sync_playwright
 
     report: dict = {}
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"], headless=True)
-        page = browser.new_page(viewport={"width": 1500, "height": 1100})
-        page.set_default_timeout(args.timeout * 1000)
-        page.goto(args.url, wait_until="domcontentloaded")
-        page.wait_for_selector(f"#{TAB}_steps input[type=number]", state="attached")
+        browser, page = open_ui(pw, args, {"width": 1500, "height": 1100})
         page.locator(PANEL).wait_for(state="visible")
         page.set_default_timeout(60_000)
         page.locator(f"#{TAB}_prompt textarea").fill("a cat")
@@ -63,8 +57,8 @@ def main() -> int:
             arg=f"#{TAB}_gallery .thumbnail-item",
             timeout=args.timeout * 1000,
         )
-        report["gallery_items"] = thumbs.count()
-        thumbs.nth(1).click()
+        report["gallery_thumbnails"] = thumbs.count()  # gradio 3 draws each item twice (grid and preview strip)
+        thumbs.nth(1).click()  # the second item: the sheet
         page.wait_for_timeout(1500)
         page.mouse.move(0, 0)
         # gradio 3 renders two elements with this id (the block and its inner HTML)
@@ -72,7 +66,7 @@ def main() -> int:
         column = page.locator(f"#{TAB}_results")
         column.screenshot(path=args.out)
         browser.close()
-    report["ok"] = report["gallery_items"] == 2 and "analysis sheet" in report["info"]
+    report["ok"] = report["gallery_thumbnails"] in (2, 4) and "analysis sheet" in report["info"]
     print(json.dumps(report))
     return 0 if report["ok"] else 1
 

@@ -42,24 +42,35 @@ def compact_png(png: bytes, limit: int = 200_000) -> bytes:
     return out.getvalue()
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(description: str, out: str, timeout: float) -> argparse.Namespace:
+    """The command line both screenshot tools take."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--url", default="http://127.0.0.1:7861")
-    parser.add_argument("--out", default="docs/panel.png")
+    parser.add_argument("--out", default=out)
     parser.add_argument("--chromium", default="/usr/bin/chromium")
-    parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for the UI")
-    args = parser.parse_args()
+    parser.add_argument("--timeout", type=float, default=timeout, help="seconds to wait for the UI (and generation)")
+    return parser.parse_args()
+
+
+def open_ui(pw, args: argparse.Namespace, viewport: dict):  # noqa: ANN001, ANN201 (playwright objects)
+    """Headless Chromium on the WebUI, waiting until its txt2img Sampling steps exist; returns (browser, page)."""
+    browser = pw.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"], headless=True)
+    page = browser.new_page(viewport=viewport)
+    page.set_default_timeout(args.timeout * 1000)
+    page.goto(args.url, wait_until="domcontentloaded")
+    # the WebUI is up when its txt2img Sampling steps and our panel exist; our JS runs from onUiLoaded
+    page.wait_for_selector(f"#{TAB}_steps input[type=number]", state="attached")
+    return browser, page
+
+
+def main() -> int:
+    args = arguments(__doc__.splitlines()[0], "docs/panel.png", 300)
 
     from playwright.sync_api import sync_playwright
 
     report: dict = {}
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"], headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(args.timeout * 1000)
-        page.goto(args.url, wait_until="domcontentloaded")
-        # the WebUI is up when its txt2img Sampling steps and our panel exist; our JS runs from onUiLoaded
-        page.wait_for_selector(f"#{TAB}_steps input[type=number]", state="attached")
+        browser, page = open_ui(pw, args, {"width": 1400, "height": 1000})
         panel = page.locator(PANEL)
         panel.wait_for(state="visible")
         page.locator("#tabs").get_by_role("button", name="txt2img", exact=True).first.click()

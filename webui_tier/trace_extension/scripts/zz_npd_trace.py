@@ -13,8 +13,9 @@ Records (kept in memory per request tag, served as JSON by ``GET /npd-trace/reco
   or a model timestep for DDIM/PLMS/UniPC) and, per uncond row and 77-token chunk, a signature (sum, absolute
   sum and two fixed pseudo-random projections, float64) that tells two conditionings apart;
 - ``end`` after the generation (``postprocess``).
-Every record carries ``unet_rows``: the rows (batch items) the UNet has processed in this request so far, counted
-by a forward pre-hook on ``sd_model.model.diffusion_model`` (absent in the stand-in, which counts its own calls).
+Every record carries ``unet_rows`` and ``unet_calls``: the rows (batch items) the UNet has processed in this request
+so far and in how many calls, counted by a forward pre-hook on ``sd_model.model.diffusion_model`` (absent in the
+stand-in, which counts its own calls). The calls show whether auto mode's measurement joined the WebUI's own call.
 
 ``POST /npd-trace/timing`` measures, inside the WebUI process and under its queue lock, the wall time of
 encoding the empty negative prompt and of one UNet evaluation (see ``timing``).
@@ -36,13 +37,14 @@ MAX_TAGS = 200
 
 _lock = threading.Lock()
 _records: collections.OrderedDict = collections.OrderedDict()  # tag -> list of records
-_current = {"tag": None, "unet_rows": 0}
+_current = {"tag": None, "unet_rows": 0, "unet_calls": 0}
 SINK = None
 """set to a list to receive the records directly (the stand-in does); they then carry ``uncond_tensor``"""
 
 
 def _append(rec: dict) -> None:
     rec["unet_rows"] = _current["unet_rows"]
+    rec["unet_calls"] = _current["unet_calls"]
     if SINK is not None:
         SINK.append(rec)
         return
@@ -120,6 +122,7 @@ def _count_unet(module, args) -> None:
     x = args[0] if args else None
     if isinstance(x, torch.Tensor) and x.ndim > 0:
         _current["unet_rows"] += int(x.shape[0])
+        _current["unet_calls"] += 1
 
 
 def _unet_module():
@@ -202,7 +205,7 @@ class NpdTraceScript(scripts.Script):
     def process(self, p, tag="", *args) -> None:  # noqa: ANN001
         try:
             if tag != _current["tag"]:
-                _current["tag"], _current["unet_rows"] = tag or None, 0
+                _current["tag"], _current["unet_rows"], _current["unet_calls"] = tag or None, 0, 0
             _hook_unet()
             _append({"event": "gen", "tag": tag or None, "seed": getattr(p, "seed", None), **_p_info(p)})
         except Exception as e:
