@@ -440,8 +440,10 @@ def _rel_close(a: float, b: float, rtol: float = 1e-3) -> bool:
     return abs(a - b) <= rtol * max(abs(a), abs(b), 1e-12)
 
 
-def compare_exact(real: dict, standin: dict) -> list[str]:
-    """Every difference between two traces (empty when they agree)."""
+def compare_exact(real: dict, standin: dict, calls: bool = True) -> list[str]:
+    """Every difference between two traces (empty when they agree). ``calls``: the UNet's calls too, where the stand-in
+    models how the host groups rows into calls (AUTOMATIC1111; the forks' flavour does not split a batch by token
+    length as they do, so there only the rows are compared)."""
     diffs = []
     if len(real["gens"]) != len(standin["gens"]):
         return [f"generations: webui {len(real['gens'])}, stand-in {len(standin['gens'])}"]
@@ -464,9 +466,9 @@ def compare_exact(real: dict, standin: dict) -> list[str]:
                     diffs.append(f"{at}: rows webui {er['labels']}, stand-in {es['labels']}")
     if real["unet_rows"] != standin["unet_rows"]:
         diffs.append(f"UNet rows: webui {real['unet_rows']}, stand-in {standin['unet_rows']}")
-    calls = real.get("unet_calls"), standin.get("unet_calls")
-    if None not in calls and calls[0] != calls[1]:  # e.g. auto's measurement joined the call on one side only
-        diffs.append(f"UNet calls: webui {calls[0]}, stand-in {calls[1]}")
+    counted = real.get("unet_calls"), standin.get("unet_calls")
+    if calls and None not in counted and counted[0] != counted[1]:  # e.g. auto's measurement joined on one side only
+        diffs.append(f"UNet calls: webui {counted[0]}, stand-in {counted[1]}")
     ir, is_ = npd_infotext(real["infotexts"]), npd_infotext(standin["infotexts"])
     if ir != is_:
         diffs.append(f"infotext: webui {ir}, stand-in {is_}")
