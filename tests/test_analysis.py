@@ -84,6 +84,9 @@ def test_a_sheet_per_image_only_when_asked(h, ext_log):
     assert all(torch.is_tensor(x) for x in on.images[:2])  # the sheets come after the images
     assert on.infotexts[:2] == off.infotexts and "analysis" not in on.infotexts[0].lower()
     assert len(on.infotexts) == len(on.images)  # one infotext per gallery item, so "Send to" stays aligned
+    # a sheet's infotext pastes as its image's settings: "Send to" from the sheet restores the generation
+    assert h.pasted_script_args(on.infotexts[3], TITLE) == h.pasted_script_args(on.infotexts[1], TITLE)
+    assert on.infotexts[3].split("\n")[0] == on.infotexts[1].split("\n")[0]  # the prompt, not the sheet's text
     assert not ext_log.at(logging.WARNING)
 
 
@@ -104,9 +107,9 @@ def test_switch_marker_is_the_infotexts_step(h, records):
     fixed = h.txt2img(**KW, **args(True, delay=4))
     assert "Negative delay: 4" in fixed.infotexts[0]
     assert [r.switch_step() for r, _, _ in records] == [4, 4]
-    # each sheet's gallery text (the API's infotexts) says it too
+    # each sheet's infotext (the gallery's text, the API's infotexts) is its image's, with the switch step after it
     assert fixed.infotexts[2:] == [
-        f"Negative Prompt Delay analysis sheet, image {n}: negative prompt from step 4" for n in (1, 2)
+        f'{fixed.infotexts[n - 1]}, Negative delay sheet: "image {n}: negative prompt from step 4"' for n in (1, 2)
     ]
     assert all(c.negative == (c.step >= 4) for r, _, _ in records for c in r.columns)
     records.clear()
@@ -168,9 +171,8 @@ def test_img2img_and_hires_show_their_own_pass(h, records):
     res = h.txt2img(**{**KW, "steps": 8, "batch_size": 1}, **hires, **args(True, delay=3))
     first, second = (r for r, _, _ in records)
     assert first.title == "txt2img, 8 steps" and second.title == "hires pass, 4 steps"
-    assert res.infotexts[-1] == (
-        f"Negative Prompt Delay analysis sheet, image 1: negative prompt from step 3; hires pass: from step "
-        f"{second.switch_step()}"
+    assert res.infotexts[-1].endswith(
+        f'Negative delay sheet: "image 1: negative prompt from step 3; hires pass: from step {second.switch_step()}"'
     )
     assert len(second.columns) == 4 and all(c.change.shape == (64, 64) for c in second.columns)
     assert len(sheets(res)) == 1 and sheets(res)[0].height > 400  # both passes, one under the other

@@ -6,7 +6,8 @@
 Checks, for batch 1 and 2 (fixed delay 3 of 8 steps, and auto-detect for batch 2):
 - the response holds the images, then one sheet per image (``images``), each with its gallery text in ``infotexts``;
 - the images are pixel for pixel those of the same request with the analysis off;
-- each sheet's text names the step the infotext records (``Negative delay`` / ``Negative delay steps``);
+- each sheet's infotext is its image's followed by ``Negative delay sheet: "image N: negative prompt from step K"``,
+  K the step the image's infotext records (``Negative delay`` / ``Negative delay steps``);
 - with *Always save all generated image grids* on, nothing is saved unless this extension's Settings option is on,
   and then one PNG per sheet in the grids folder (``--outputs``/txt2img-grids).
 Prints one JSON report; exits 1 when a check fails. Settings it changes are put back.
@@ -78,7 +79,8 @@ def run_case(url: str, batch: int, auto: bool, checkpoint: str | None) -> dict:
     texts = info["infotexts"]
     steps = switch_steps(texts[0], batch)
     sheet_texts = texts[batch:]
-    expected = [f"Negative Prompt Delay analysis sheet, image {n + 1}: negative prompt from step {s}" for n, s in
+    # each sheet's infotext: its image's, then the sheet's key with the image's switch step
+    expected = [f'{texts[n]}, Negative delay sheet: "image {n + 1}: negative prompt from step {s}"' for n, s in
                 enumerate(steps)]  # fmt: skip
     return {
         "batch": batch,

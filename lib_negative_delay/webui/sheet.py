@@ -18,6 +18,7 @@ grids when Settings ask for it. Forks and a selected script (X/Y/Z plot, prompt 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -308,28 +309,35 @@ def finish(p: Any, processed: Any) -> None:
     except Exception as exc:
         state.log.error(f"analysis sheet failed ({exc}); the images are not affected", exc_info=True)
         return
-    for sheet, info in sheets:
+    texts = getattr(processed, "infotexts", None)
+    first = int(getattr(processed, "index_of_first_image", 0) or 0)  # 1 when the WebUI put its grid in front
+    with_texts = []
+    for sheet, (number, caption) in sheets:
+        own = texts[first + number - 1] if isinstance(texts, list) and first + number - 1 < len(texts) else ""
+        info = f"{own}, {caption}" if own else caption
         processed.images.append(sheet)
-        if isinstance(getattr(processed, "infotexts", None), list):
-            processed.infotexts.append(info)
+        if isinstance(texts, list):
+            texts.append(info)
+        with_texts.append((sheet, info))
     if options.save_sheets():
-        _save(p, sheets)
+        _save(p, with_texts)
 
 
-SHEET_INFO = "Negative Prompt Delay analysis sheet"
+SHEET_KEY = "Negative delay sheet"
 
 
 def _caption(number: int, records: list[analysis.PassRecord]) -> str:
-    """The sheet's gallery text: ``... sheet, image 2: negative prompt from step 3; hires pass: from step 0``."""
+    """The sheet's infotext entry, after its image's own parameters (so "Send to" and PNG Info give the image's
+    settings): ``Negative delay sheet: "image 2: negative prompt from step 3; hires pass: from step 0"``."""
     parts = []
     for record in records:
         step = record.switch_step()
         where = "not applied" if step is None else f"from step {step}"
         parts.append(where if not parts else f"{record.title.split(',')[0]}: {where}")
-    return f"{SHEET_INFO}, image {number}: negative prompt " + "; ".join(parts)
+    return f"{SHEET_KEY}: " + json.dumps(f"image {number}: negative prompt " + "; ".join(parts))
 
 
-def _draw(state: SheetState, p: Any) -> list[tuple[Any, str]]:
+def _draw(state: SheetState, p: Any) -> list[tuple[Any, tuple[int, str]]]:
     from modules import sd_samplers_common
 
     sheets = []
@@ -355,7 +363,7 @@ def _draw(state: SheetState, p: Any) -> list[tuple[Any, str]]:
                 sections.append(analysis.render(record, pictures, state.threshold, f"Image {number}: {prompt:.60}"))
                 shown_records.append(record)
             if sections:
-                sheets.append((analysis.stack(sections), _caption(number, shown_records)))
+                sheets.append((analysis.stack(sections), (number, _caption(number, shown_records))))
     return sheets
 
 

@@ -62,11 +62,11 @@ def main() -> int:
         page.wait_for_timeout(1500)
         page.mouse.move(0, 0)
         # gradio 3 renders two elements with this id (the block and its inner HTML)
-        report["info"] = page.locator(f"#html_info_{TAB}").last.inner_text()[:200]
+        report["info"] = page.locator(f"#html_info_{TAB}").last.inner_text()[-300:]
         column = page.locator(f"#{TAB}_results")
         column.screenshot(path=args.out)
         browser.close()
-    report["ok"] = report["gallery_thumbnails"] in (2, 4) and "analysis sheet" in report["info"]
+    report["ok"] = report["gallery_thumbnails"] in (2, 4) and "Negative delay sheet" in report["info"]
     print(json.dumps(report))
     return 0 if report["ok"] else 1
 
