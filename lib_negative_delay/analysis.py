@@ -96,11 +96,12 @@ def _heat(picture: Any, change: torch.Tensor) -> Any:
 
 
 def render(record: PassRecord, pictures: dict[int, Any], threshold: float, heading: str) -> Any:
-    """The sheet section of one pass. ``pictures``: step -> PIL picture of that step's x0 (for the shown columns)."""
+    """The sheet section of one pass. ``pictures``: step -> PIL picture of that step's x0, for the columns to show
+    (``pick_columns``)."""
     from PIL import Image, ImageDraw
 
     switch = record.switch_step()
-    shown = [c for c in pick_columns(record.columns, switch) if c.step in pictures]
+    shown = [c for c in record.columns if c.step in pictures]  # the host decoded the columns ``pick_columns`` chose
     width = max(2 * 12 + max(len(shown), 4) * (TILE + 4), 360)
     curve_h, text = 120, _font(12)
     height = 44 + 2 * (TILE + 18) + curve_h + 40

@@ -126,8 +126,7 @@ def start_generation(
     """Set up one generation; returns its state, or None when the extension is off. ``analysis``: draw the analysis
     sheet (``sheet``), whether the delay is on or not."""
     settings = settings_from_args(p, enabled, delay, *auto_args)
-    sensitivity = getattr(p, OVERRIDE_SENSITIVITY, auto_args[1] if len(auto_args) > 1 else settings.sensitivity)
-    sheet.start(p, analysis, sensitivity, OnceLog())
+    sheet.start(p, analysis, settings.sensitivity, OnceLog())
     # X/Y/Z cells are shallow copies of one p and share this dict: drop keys an earlier cell wrote. A p that already
     # carries a state is a copy of a generation under way, processed again by another extension (ADetailer does so
     # after the last image of a batch): the switch steps auto mode recorded still describe that batch's images.
@@ -201,8 +200,14 @@ DYNAMIC_CLIP_SKIP = (
 
 
 def before_sampling(p: Any) -> None:
-    """Prepare one sampling pass (first pass, hires pass, every batch of a batch count)."""
-    sheet.before_sampling(p)
+    """Prepare one sampling pass (first pass, hires pass, every batch of a batch count): the delay, then the
+    analysis sheet, which reads its marks against the delay's reference schedule when there is one."""
+    _prepare_delay(p)
+    state: GenerationState | None = getattr(p, STATE_ATTR, None)
+    sheet.before_sampling(p, getattr(state, "reference", None))
+
+
+def _prepare_delay(p: Any) -> None:
     state: GenerationState | None = getattr(p, STATE_ATTR, None)
     if state is None or state.failed or not state.settings.active:
         return
@@ -243,12 +248,10 @@ def before_sampling(p: Any) -> None:
 
 def _reference(state: GenerationState, p: Any, sampler: Any, is_hires: bool) -> Reference | None:
     """The txt2img levels of the first pass's sampler and schedule; None (warned once) if unreadable."""
-    from modules import sd_samplers, shared
+    from modules import shared
 
     try:
-        if is_hires:  # the first pass did not run here (hires from an existing image): use its sampler
-            sampler = sd_samplers.create_sampler(p.sampler_name, shared.sd_model)
-        return levels.reference(p, sampler, shared.sd_model, int(p.steps))
+        return levels.first_pass_reference(p, sampler, shared.sd_model, is_hires)
     except Exception as exc:
         state.log.warning(
             f"cannot read the noise schedule of sampler {getattr(p, 'sampler_name', '?')!r} ({exc}); "

@@ -67,6 +67,16 @@ def reference(p: Any, sampler: Any, model: Any, steps: int) -> Reference:
     return Reference(tuple(levels))
 
 
+def first_pass_reference(p: Any, sampler: Any, model: Any, is_hires: bool) -> Reference:
+    """``reference`` of the first pass, also from the hires pass (where the first pass did not run here, hires from
+    an existing image, ``p.sampler`` is the hires sampler: the first pass's is made from ``p.sampler_name``)."""
+    if is_hires:
+        from modules import sd_samplers
+
+        sampler = sd_samplers.create_sampler(p.sampler_name, model)
+    return reference(p, sampler, model, int(p.steps))
+
+
 def level_of(sigma: Any, scale: TimestepScale | None) -> float:
     """The evaluation's noise level as a sigma (``scale`` converts timestep samplers' timesteps)."""
     value = float(sigma.max()) if hasattr(sigma, "max") else float(sigma)

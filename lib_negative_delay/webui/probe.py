@@ -201,6 +201,16 @@ def _condition(cond: Cond, image_cond: torch.Tensor) -> dict:
     return {"c_crossattn": [cond], "c_concat": [image_cond]}
 
 
+def evaluate(params: Any, cond: Cond, rows: list[int]) -> torch.Tensor:
+    """The model's output for ``rows`` of the evaluation (their latents, levels and image conditioning) under
+    ``cond`` (one row each, padded against the positive as the WebUI pads), in a call of its own."""
+    cond = _padded_negative(params.denoiser, params.text_cond, cond)
+    with torch.no_grad():
+        return params.denoiser.inner_model(
+            params.x[rows], params.sigma[rows], cond=_condition(cond, params.image_cond[rows])
+        )
+
+
 def run(probe: Probe, x_out: torch.Tensor) -> list[int]:
     """Measure, decide, and give the switching images their negative output at this step; returns them."""
     params = probe.params
@@ -230,13 +240,7 @@ def run(probe: Probe, x_out: torch.Tensor) -> list[int]:
     if folded is not None:
         neg_out = folded[live]
     else:
-        negative = _padded_negative(params.denoiser, params.text_cond, take_rows(probe.negative, live))
-        with torch.no_grad():
-            neg_out = params.denoiser.inner_model(
-                params.x[uncond_rows],
-                params.sigma[uncond_rows],
-                cond=_condition(negative, params.image_cond[uncond_rows]),
-            )
+        neg_out = evaluate(params, take_rows(probe.negative, live), uncond_rows)
     cosine = alignment(x_out[cond_rows], x_out[uncond_rows], neg_out)
     images = [probe.images[j] for j in live]
     probe.outputs = {image: neg_out[k] for k, image in enumerate(images)}

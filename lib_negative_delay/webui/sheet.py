@@ -28,7 +28,7 @@ from lib_negative_delay import analysis
 from lib_negative_delay.conditioning import mix_rows, mixable, rows_of, take_rows
 from lib_negative_delay.detector import threshold_for
 from lib_negative_delay.schedule import EvalPattern, pattern_for_sampler, step_of_evaluation
-from lib_negative_delay.settings import Delay, OnceLog, parse_enabled, parse_sensitivity
+from lib_negative_delay.settings import Delay, OnceLog, parse_enabled
 from lib_negative_delay.webui import empty_cond, host, levels, options, probe
 
 SHEET_ATTR = "negative_prompt_delay_sheet"
@@ -53,8 +53,9 @@ class SheetState:
     failed: bool = False
 
 
-def start(p: Any, value: object, sensitivity: object, log: OnceLog) -> SheetState | None:
-    """Set up the analysis of one generation; None (one line where it was asked for) when it does not run."""
+def start(p: Any, value: object, sensitivity: float, log: OnceLog) -> SheetState | None:
+    """Set up the analysis of one generation; None (one line where it was asked for) when it does not run.
+    ``sensitivity``: the panel's, as the delay settings resolved it (the curve's threshold)."""
     value = getattr(p, OVERRIDE_ANALYSIS, value)
     setattr(p, SHEET_ATTR, None)
     asked = parse_enabled(value, "analysis", log) if value not in (None, "") else False
@@ -68,14 +69,14 @@ def start(p: Any, value: object, sensitivity: object, log: OnceLog) -> SheetStat
     if script_args and isinstance(script_args[0], int) and script_args[0] > 0:
         log.info("no analysis sheet while a script (X/Y/Z plot, prompt matrix, ...) runs the generation")
         return None
-    sens = parse_sensitivity(sensitivity, "sensitivity")
-    state = SheetState(threshold=threshold_for(0.3 if sens is None else sens), log=log)
+    state = SheetState(threshold=threshold_for(sensitivity), log=log)
     setattr(p, SHEET_ATTR, state)
     return state
 
 
-def before_sampling(p: Any) -> None:
-    """A new sampling pass (first pass, hires pass, every batch of a batch count)."""
+def before_sampling(p: Any, reference: Any = None) -> None:
+    """A new sampling pass (first pass, hires pass, every batch of a batch count). ``reference``: the delay's
+    reference schedule of the first pass when it has one (read here otherwise)."""
     state: SheetState | None = getattr(p, SHEET_ATTR, None)
     if state is None or state.failed:
         return
@@ -83,14 +84,11 @@ def before_sampling(p: Any) -> None:
 
     hires = bool(getattr(p, "is_hr_pass", False))
     batch = max(int(getattr(p, "batch_size", 1) or 1), 1)
-    sampler = getattr(p, "sampler", None)
     try:
         if state.reference is None:
-            if hires:
-                from modules import sd_samplers
-
-                sampler = sd_samplers.create_sampler(p.sampler_name, shared.sd_model)
-            state.reference = levels.reference(p, sampler, shared.sd_model, int(p.steps))
+            state.reference = reference or levels.first_pass_reference(
+                p, getattr(p, "sampler", None), shared.sd_model, hires
+            )
         timesteps = levels.is_timestep_sampler(getattr(p, "sampler", None))
         state.scale = levels.timestep_scale(shared.sd_model) if timesteps else None
     except Exception as exc:
@@ -237,12 +235,7 @@ def _record(pending: _Pending, x_out: torch.Tensor) -> None:
             cond = mix_rows(empty, negative, want_negative)
         else:
             raise ValueError("the empty prompt and the negative have different shapes")
-        rows = [uncond_rows[i] for i in missing]
-        cond = probe._padded_negative(params.denoiser, params.text_cond, cond)
-        with torch.no_grad():
-            out = params.denoiser.inner_model(
-                params.x[rows], params.sigma[rows], cond=probe._condition(cond, params.image_cond[rows])
-            )
+        out = probe.evaluate(params, cond, [uncond_rows[i] for i in missing])
         for k, i in enumerate(missing):
             if want_negative[k]:
                 neg_out[i] = out[k]
@@ -353,11 +346,10 @@ def _draw(state: SheetState, p: Any) -> list[tuple[Any, tuple[int, str]]]:
                     continue
                 record = records[i]
                 record.marks = _marks(state, record)
-                shown = analysis.pick_columns(record.columns, record.switch_step())
-                latents = torch.stack([c.x0 for c in shown if c.x0 is not None])
+                shown = [c for c in analysis.pick_columns(record.columns, record.switch_step()) if c.x0 is not None]
                 with torch.no_grad():
-                    decoded = sd_samplers_common.samples_to_images_tensor(latents)
-                pictures = {c.step: _picture(decoded[k]) for k, c in enumerate(c for c in shown if c.x0 is not None)}
+                    decoded = sd_samplers_common.samples_to_images_tensor(torch.stack([c.x0 for c in shown]))
+                pictures = {c.step: _picture(decoded[k]) for k, c in enumerate(shown)}
                 prompts = getattr(p, "all_prompts", None) or [getattr(p, "prompt", "")]
                 prompt = str(prompts[min(number - 1, len(prompts) - 1)])
                 sections.append(analysis.render(record, pictures, state.threshold, f"Image {number}: {prompt:.60}"))
