@@ -8,7 +8,7 @@ The package is split in two halves:
 ``toy`` holds the small bundled diffusion model used by the demo and the benchmark.
 """
 
-VERSION = "0.5.0"
+VERSION = "0.6.0"
 """The extension's version (semantic; CHANGELOG.md): in the per-generation log line and the Settings section."""
 TITLE = "Negative Prompt Delay"
 INFOTEXT_KEY = "Negative delay"

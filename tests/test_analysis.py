@@ -213,13 +213,148 @@ def test_no_sheet_when_a_script_runs_the_generation(h, ext_log):
     assert any("no analysis sheet while a script" in m for m in ext_log.at(logging.INFO))
 
 
-def test_forks_refuse_with_one_line(toy, ext_log):
+FORKS = ["forge", "neo", "classic", "reforge"]
+
+
+@pytest.fixture
+def fork(toy):
+    """fork(name) -> harness: the stand-in as the fork ``name`` (toy model, UNet rows in ``harness.rows``)."""
+    import fork_flavour
     import harness
 
-    harness.start(str(ROOT), toy, host="forge")
-    res = harness.txt2img(**KW, **args(True))
-    assert not sheets(res) and len(res.images) == 2
-    assert [m for m in ext_log.at(logging.WARNING) if "analysis sheet is not available in Forge" in m]
+    rows = []
+    hook = toy.model.register_forward_pre_hook(lambda m, a, k: rows.append(a[0].shape[0]), with_kwargs=True)
+    harness.rows = rows
+
+    def run(name: str):
+        harness.start(str(ROOT), toy, host=name)
+        return harness
+
+    yield run
+    hook.remove()
+    fork_flavour.select("a1111")
+
+
+@pytest.mark.parametrize("name", FORKS)
+@pytest.mark.parametrize(
+    "panel",
+    [dict(), dict(auto=True, sensitivity=0.3, low=2, high=9), dict(enabled=False)],
+    ids=["fixed", "auto", "off"],
+)
+def test_a_fork_records_the_sheet_automatic1111_records(fork, records, ext_log, name, panel):
+    """From the fork's post-CFG hook (x0 predictions, the batch's rows) the same columns as from A1111's denoiser
+    (model outputs, the uncond rows): steps, switch, cosines, heat maps and predicted pictures; the same images."""
+    a1111 = fork("a1111").txt2img(**KW, **args(True, **panel))
+    ours = [r for r, _, _ in records]
+    records.clear()
+    h = fork(name)
+    off = h.txt2img(**KW, **args(False, **panel))
+    on = h.txt2img(**KW, **args(True, **panel))
+    theirs = [r for r, _, _ in records]
+    assert len(sheets(on)) == 2 and all(torch.equal(a, b) for a, b in zip(images(off), images(on), strict=True))
+    assert on.infotexts[:2] == off.infotexts and on.infotexts[2:] == a1111.infotexts[2:]  # the same switch steps
+    assert len(theirs) == 2
+    for mine, fork_record in zip(ours, theirs, strict=True):
+        assert [(c.step, c.negative) for c in fork_record.columns] == [(c.step, c.negative) for c in mine.columns]
+        assert fork_record.marks == mine.marks and len(mine.columns) == 12
+        # step 0 from the same input, exactly; then the two hosts' float rounding moves the trajectories apart a little
+        first, fork_first = mine.columns[0], fork_record.columns[0]
+        assert first.cosine == fork_first.cosine and torch.equal(first.change, fork_first.change)
+        assert torch.equal(first.x0, fork_first.x0)
+        for c, d in zip(mine.columns, fork_record.columns, strict=True):
+            assert abs(c.cosine - d.cosine) < 0.01 and (c.change - d.change).abs().max() < 0.02 * c.change.max()
+            assert (c.x0 - d.x0).abs().max() < 0.01 * c.x0.abs().max()
+    assert not ext_log.at(logging.WARNING) and not ext_log.at(logging.ERROR)
+
+
+@pytest.mark.parametrize("name", ["forge", "reforge"])  # a Forge 2 and a Forge 1 host: their own evaluation calls
+def test_a_fork_evaluates_once_more_per_image_and_step(fork, name):
+    """Fixed delay: one extra call of the batch's rows per step. Auto (batch 1): where its measurement evaluated the
+    negative the sheet takes it, so every step costs one row more than the fixed delay, never two."""
+    h = fork(name)
+    kw = {**KW, "steps": 8}
+    runs = {}
+    for key, panel, batch in [
+        ("plain", dict(), 2),
+        ("sheet", dict(), 2),
+        ("fixed-1", dict(), 1),
+        ("auto", dict(auto=True, low=1, high=6), 1),
+        ("auto-sheet", dict(auto=True, low=1, high=6), 1),
+    ]:
+        h.rows.clear()
+        h.txt2img(**{**kw, "batch_size": batch}, **args(key.endswith("sheet"), **panel))
+        runs[key] = list(h.rows)
+    assert sum(runs["sheet"]) - sum(runs["plain"]) == 8 * 2 and runs["sheet"].count(2) == 8
+    assert sum(runs["auto"]) > sum(runs["fixed-1"])  # it measured some steps
+    assert sum(runs["auto-sheet"]) - sum(runs["fixed-1"]) == 8
+
+
+def test_a_fork_without_an_uncond_gives_no_sheet_with_one_line(fork, ext_log):
+    """CFG scale 1: the fork evaluates no negative branch, so there is nothing to show."""
+    res = fork("forge").txt2img(**{**KW, "cfg_scale": 1.0}, **args(True))
+    assert not sheets(res) and len(images(res)) == 2
+    assert [m for m in ext_log.at(logging.INFO) if "no analysis sheet: no step" in m]
+
+
+@pytest.mark.parametrize("name", ["forge", "reforge"])
+def test_a_forks_hires_pass_is_its_second_section(fork, records, name):
+    hires = dict(enable_hr=True, hr_scale=2, hr_second_pass_steps=4, denoising_strength=0.5, hr_upscaler="Latent")
+    kw = {**KW, "steps": 8, "batch_size": 1, **hires, "hr_cfg": 7.0}
+    h = fork(name)
+    off = h.txt2img(**kw, **args(False, delay=3))
+    on = h.txt2img(**kw, **args(True, delay=3))
+    assert torch.equal(images(off)[0], images(on)[0]) and len(sheets(on)) == 1
+    first, second = (r for r, _, _ in records)
+    assert second.title == "hires pass, 4 steps" and len(second.columns) == 4 and first.switch_step() == 3
+
+
+@pytest.mark.parametrize("name", FORKS)
+def test_sdxl_and_inpainting_in_a_fork(records, name):
+    """SDXL's dict conditioning through the fork's condition lists; an inpainting pass, whose predicted pictures are
+    the guided result after the fork's mask blend (the init image where the mask keeps it)."""
+    import fork_flavour
+    import harness
+    from fake_models import FakeSDXLModel
+
+    kw = dict(prompt="a cat", negative_prompt="glasses", steps=6, batch_size=2, width=64, height=64)
+    init = torch.full((3, 64, 64), 0.5)
+    mask = torch.zeros(64, 64)
+    mask[:, :32] = 1.0  # repaint the left half
+    try:
+        harness.start(str(ROOT), FakeSDXLModel(), host=name)
+        off = harness.txt2img(**kw, **args(False))
+        on = harness.txt2img(**kw, **args(True))
+        assert len(sheets(on)) == 2 and len(records) == 2
+        assert all(torch.equal(a, b) for a, b in zip(images(off), images(on), strict=True))
+        records.clear()
+        inpaint = dict(denoising_strength=0.75, mask=mask, inpainting_fill=1, inpaint_full_res=False)
+        off = harness.img2img([init], **{**kw, "batch_size": 1}, **inpaint, **args(False))
+        on = harness.img2img([init], **{**kw, "batch_size": 1}, **inpaint, **args(True))
+    finally:
+        fork_flavour.select("a1111")
+    assert torch.equal(images(off)[0], images(on)[0]) and len(sheets(on)) == 1
+    ((record, _, _),) = records
+    assert record.title.startswith("img2img") and record.switch_step() is not None
+    kept = [c.x0[:, :, 5:] for c in record.columns]  # the right half (latent columns 5-7; 4 is blurred)
+    assert all(torch.equal(x, kept[0]) for x in kept)  # is the init latent at every step: after the blend
+    assert not torch.equal(record.columns[0].x0[:, :, :3], record.columns[-1].x0[:, :, :3])  # the left half is drawn
+
+
+def test_a_model_auto_detect_does_not_run_on_gets_no_sheet_with_one_line(ext_log):
+    """Flux Kontext in Forge Neo: auto-detect was never checked there, so neither is the sheet."""
+    import fork_flavour
+    import harness
+    from fake_neo_models import Flux, neo_dynamic_args
+
+    try:
+        harness.start(str(ROOT), Flux(), host="neo")
+        neo_dynamic_args()["kontext"] = True
+        res = harness.txt2img(prompt="a cat", negative_prompt="glasses", steps=4, **args(True, delay=2))
+    finally:
+        neo_dynamic_args().pop("kontext", None)
+        fork_flavour.select("a1111")
+    assert not sheets(res)
+    assert [m for m in ext_log.at(logging.WARNING) if "analysis sheet is not available for Flux Kontext" in m]
 
 
 def test_saved_only_when_settings_say_so(h, tmp_path, monkeypatch):
@@ -295,3 +430,21 @@ def test_the_refiner_taking_over_mid_pass_gets_its_own_empty_prompt(sdxl, ext_lo
     ((record, _, _),) = records
     assert [c.step for c in record.columns] == list(range(8)) and record.switch_step() == 2
     assert not ext_log.at(logging.ERROR)
+
+
+def test_video_latents_get_no_sheet_with_one_line(ext_log):
+    """A fork's post-CFG hook handing 5-D latents (a video: Wan's frames) stops the sheet with one warning."""
+    from lib_negative_delay.settings import OnceLog
+    from lib_negative_delay.webui import sheet
+
+    state = sheet.SheetState(threshold=0.5, log=OnceLog(), fork=True)
+    state.current = [analysis.PassRecord(title="txt2img, 4 steps", steps=4)]
+    video = torch.zeros(1, 16, 3, 8, 8)  # batch, channels, frames, height, width
+    args_5d = {"cond_denoised": video, "uncond_denoised": video}
+    for _ in range(2):  # a second evaluation adds nothing, not even a line
+        sheet._PENDING.append(sheet._Pending(state, None, torch.zeros(1, 4, 8), [False], step=0, level=1.0))
+        sheet.after_post_cfg(args_5d, None, [], evaluate=lambda cond: pytest.fail("evaluated"))
+        sheet._PENDING.clear()
+    assert state.failed and not state.current[0].columns
+    assert [m for m in ext_log.at(logging.WARNING) if "no analysis sheet for video latents (5 dimensions)" in m]
+    assert len(ext_log.at(logging.WARNING)) == 1

@@ -330,3 +330,33 @@ def test_fake_engines_model_what_the_extension_relies_on():
     assert flux.get_learned_conditioning(prompt_parser.SdConditioning([""]))["guidance"].tolist() == [3.5]
     with pytest.raises(AttributeError):
         ENGINES["qwen-image"]().get_learned_conditioning([""])
+
+
+def test_the_analysis_sheet_on_a_flow_engine_follows_carried_images(start, monkeypatch, ext_log):
+    """Chroma, auto-detect switching the images of a batch at steps 2 and 4 (carried in between, as above): a sheet per
+    image after the same images, each switching where its image did. Where auto measured (steps 1-4) the sheet takes
+    its negative and the batch's empty prompt; at steps 0 and 5-7 it evaluates the other one itself."""
+    from lib_negative_delay import analysis
+    from lib_negative_delay.webui import forge_auto
+
+    seen = []
+    draw = analysis.render
+    monkeypatch.setattr(analysis, "render", lambda record, *rest: seen.append(record) or draw(record, *rest))
+    model, rec = start("chroma")
+    fields = dict(steps=8, batch_size=2, prompt=["a cat on a sofa", "a red dog in a box"])
+    rows, results = {}, {}
+    for flag in (False, True):
+        monkeypatch.setattr(forge_auto, "alignment", ScriptedCosines([2, 4]))
+        model.reset_calls()
+        results[flag] = generate(rec, args=[*AUTO, "steps", flag], **fields)
+        rows[flag] = [c.x_shape[0] for c in model.calls]
+    off, on = results[False], results[True]
+    assert auto_steps(on) == [2, 4] and len(on.images) == 4 and len(off.images) == 2
+    assert all(np.array_equal(a, b) for a, b in zip(pixels(off), pixels(on)[:2], strict=True))
+    assert [r.switch_step() for r in seen] == [2, 4] and all(len(r.columns) == 8 for r in seen)
+    assert all(c.change.max() > 0 and -1 <= c.cosine <= 1 for r in seen for c in r.columns)
+    # steps 0-4 alike but for the sheet's negative at step 0 (2 rows); at 5-7 its empty prompt beside the prompt, as
+    # Neo batches the two at step 0 (the joint engines' rule, ``forge_auto.Seam``): 4 rows in one more call each
+    assert rows[False] == [4] + [4, 2] * 4 + [2, 2] * 3
+    assert rows[True] == [4, 2] + [4, 2] * 4 + [2, 2, 4] * 3
+    assert not ext_log.at(logging.WARNING) and not ext_log.at(logging.ERROR)

@@ -1,7 +1,8 @@
 """The analysis sheet (issue 28) in a running WebUI, over its HTTP API; optionally a screenshot of the gallery.
 
     .venv/bin/python webui_tier/check_sheet.py --url http://127.0.0.1:7861 --outputs $FIXTURE/webui/outputs \
-        [--checkpoint random-sdxl] [--screenshot docs/sheet_gallery.png --python $FIXTURE/venv/bin/python]
+        [--checkpoint random-sdxl] [--neo-model chroma] [--set scheduler=Simple] \
+        [--screenshot docs/sheet_gallery.png --python $FIXTURE/venv/bin/python]
 
 Checks, for batch 1 and 2 (fixed delay 3 of 8 steps, and auto-detect for batch 2):
 - the response holds the images, then one sheet per image (``images``), each with its gallery text in ``infotexts``;
@@ -9,7 +10,8 @@ Checks, for batch 1 and 2 (fixed delay 3 of 8 steps, and auto-detect for batch 2
 - each sheet's infotext is its image's followed by ``Negative delay sheet: "image N: negative prompt from step K"``,
   K the step the image's infotext records (``Negative delay`` / ``Negative delay steps``);
 - with *Always save all generated image grids* on, nothing is saved unless this extension's Settings option is on,
-  and then one PNG per sheet in the grids folder (``--outputs``/txt2img-grids).
+  and then one file per sheet in the grids folder (``--outputs``/txt2img-grids; Classic and Neo: their ``output``
+  folder, JPEG by their default grid format).
 Prints one JSON report; exits 1 when a check fails. Settings it changes are put back.
 """  # noqa: E501 (the command line above)
 
@@ -44,6 +46,9 @@ def pixels(b64: str) -> tuple:
     return image.size, image.convert("RGB").tobytes()
 
 
+EXTRA: dict = {}  # --set and --neo-model fields, in every request
+
+
 def request(batch: int, analysis: bool, auto: bool, checkpoint: str | None) -> dict:
     args = [True, 3, auto, 1.0 if auto else 0.3, 2, 5, "steps", analysis]
     body = {
@@ -60,6 +65,7 @@ def request(batch: int, analysis: bool, auto: bool, checkpoint: str | None) -> d
     }
     if checkpoint:
         body["override_settings"] = {"sd_model_checkpoint": checkpoint}
+    body.update(EXTRA)
     return body
 
 
@@ -70,11 +76,17 @@ def switch_steps(infotext: str, batch: int) -> list[int]:
     return [int(re.search(r"Negative delay: (\d+)", infotext).group(1))] * batch
 
 
-def run_case(url: str, batch: int, auto: bool, checkpoint: str | None) -> dict:
-    off = call(url, "/sdapi/v1/txt2img", request(batch, False, auto, checkpoint))
+def run_case(url: str, batch: int, auto: bool, checkpoint: str | None, keep: Path | None = None) -> dict:
     t0 = time.time()
+    off = call(url, "/sdapi/v1/txt2img", request(batch, False, auto, checkpoint))
+    t1 = time.time()
     on = call(url, "/sdapi/v1/txt2img", request(batch, True, auto, checkpoint))
-    seconds = round(time.time() - t0, 1)
+    seconds = round(time.time() - t1, 1)
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        for n, b64 in enumerate(on["images"][batch:], start=1):
+            name = f"sheet-batch{batch}{'-auto' if auto else ''}-{n}.png"
+            (keep / name).write_bytes(base64.b64decode(b64.split(",", 1)[-1]))
     info = json.loads(on["info"])
     texts = info["infotexts"]
     steps = switch_steps(texts[0], batch)
@@ -85,6 +97,7 @@ def run_case(url: str, batch: int, auto: bool, checkpoint: str | None) -> dict:
     return {
         "batch": batch,
         "auto": auto,
+        "seconds_without_sheet": round(t1 - t0, 1),
         "seconds_with_sheet": seconds,
         "images": len(off["images"]),
         "images_with_sheet": len(on["images"]),
@@ -104,12 +117,12 @@ def saving(url: str, outputs: Path, checkpoint: str | None) -> dict:
     try:
         for ours in (False, True):
             call(url, "/sdapi/v1/options", {"grid_save": True, SAVE_KEY: ours})
-            seen = set(grids.rglob("negative_delay_sheet*.png")) if grids.exists() else set()
+            seen = set(grids.rglob("negative_delay_sheet*.*")) if grids.exists() else set()
             body = request(2, True, False, checkpoint)
             body["save_images"] = True
             call(url, "/sdapi/v1/txt2img", body)
             # only the sheets: the WebUI saves its own grid of a batch beside them
-            new = (set(grids.rglob("negative_delay_sheet*.png")) if grids.exists() else set()) - seen
+            new = (set(grids.rglob("negative_delay_sheet*.*")) if grids.exists() else set()) - seen
             result[f"saved_with_option_{'on' if ours else 'off'}"] = sorted(str(p.relative_to(outputs)) for p in new)
     finally:
         call(url, "/sdapi/v1/options", {k: before.get(k) for k in ("grid_save", SAVE_KEY) if k in before})
@@ -124,8 +137,26 @@ def main() -> int:
     ap.add_argument("--checkpoint", help="sd_model_checkpoint for every request (default: the loaded one)")
     ap.add_argument("--screenshot", type=Path, help="also screenshot the txt2img gallery with a sheet here")
     ap.add_argument("--python", default=sys.executable, help="a Python with playwright, for --screenshot")
+    ap.add_argument("--neo-model", help="Forge Neo: select this random engine (chroma, flux, ...), use its preset")
+    ap.add_argument("--keep-sheets", type=Path, help="write the sheets of the responses to this folder")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a request field (JSON value)")
     args = ap.parse_args()
-    report = {"cases": [run_case(args.url, b, a, args.checkpoint) for b, a in ((1, False), (2, False), (2, True))]}
+    if args.neo_model:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from webui_tier.scenarios import NEO_SETTINGS
+        from webui_tier.tools.make_random_neo_models import api_selection
+
+        call(args.url, "/sdapi/v1/options", api_selection(args.neo_model))
+        EXTRA.update(NEO_SETTINGS[args.neo_model], scheduler="Simple")
+    for item in args.set:
+        key, _, value = item.partition("=")
+        try:
+            EXTRA[key] = json.loads(value)
+        except json.JSONDecodeError:
+            EXTRA[key] = value
+    runs = ((1, False), (2, False), (2, True))
+    cases = [run_case(args.url, b, a, args.checkpoint, args.keep_sheets) for b, a in runs]
+    report = {"extra": EXTRA, "cases": cases}
     report.update(saving(args.url, args.outputs, args.checkpoint))
     if args.screenshot:
         tool = Path(__file__).resolve().parent / "tools" / "screenshot_gallery.py"

@@ -24,7 +24,7 @@ def register_callbacks() -> None:
     hooks = [
         ("callbacks_cfg_denoiser", script_callbacks.on_cfg_denoiser, generation.on_cfg_denoiser),
         ("callbacks_cfg_denoised", script_callbacks.on_cfg_denoised, generation.on_cfg_denoised),
-        # the analysis sheet's guided result (A1111; a host without it gets no sheet pictures, never an import error)
+        # the analysis sheet's guided result (every host calls it; one without it gets no sheet, not an import error)
         ("callbacks_cfg_after_cfg", getattr(script_callbacks, "on_cfg_after_cfg", None), generation.on_cfg_after_cfg),
         ("callbacks_model_loaded", script_callbacks.on_model_loaded, empty_cond.clear),
         ("callbacks_before_ui", script_callbacks.on_before_ui, xyz.register_axes),

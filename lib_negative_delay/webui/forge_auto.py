@@ -23,6 +23,10 @@ negative cannot share one batch (Forge Neo's flow engines give each prompt its o
 the empty prompt in every row, and the carried rows get the negative's share from the extra call of that very
 evaluation (``Seam.carry``; every evaluation of the mixed phase, also the second of a two-evaluation step).
 
+The analysis sheet records in the same function (``Seam.recorder``, set by ``sheet``: on the delay's seam, or on one
+it installs for the pass): after the measurement and correction it gets the evaluation's args, the real negative's
+x0 where the seam evaluated it, the rows given the negative's share, and ``Seam.evaluate`` for what it still needs.
+
 All of this works on x0 predictions (the forks hand the post-CFG function denoised images whatever the model
 predicts: eps, v or, for flow models, velocity with x0 = x - sigma v), and the detector's cosine compares two
 differences from one input, which is the same in any of those parameterisations.
@@ -40,6 +44,10 @@ import torch
 from lib_negative_delay.conditioning import Cond
 from lib_negative_delay.detector import AlignmentDetector, alignment
 from lib_negative_delay.webui.host import FORGE2, Host
+
+Recorder = Callable[[dict, "torch.Tensor | None", list, Callable[[Cond], torch.Tensor]], None]
+"""The analysis sheet's (``sheet.after_post_cfg``): this evaluation's post-CFG args, the real negative's x0 if the seam
+evaluated it, the rows the seam gave the negative's share, and a function that evaluates another conditioning."""
 
 
 @dataclass
@@ -71,6 +79,7 @@ class Seam:
         self.joint = joint
         self.pending: Expected | None = None
         self.cond_scale: float | None = None
+        self.recorder: Recorder | None = None
 
     def expect(self, expected: Expected | None) -> None:
         self.pending = expected
@@ -89,15 +98,26 @@ class Seam:
         return model, x, timestep, uncond, cond, cond_scale, model_options, seed
 
     def post_cfg(self, args: dict) -> torch.Tensor:
-        """Post-CFG function: measure, decide, and give switching images their negative at this step."""
+        """Post-CFG function: measure, decide, and give switching images their negative at this step; then hand the
+        evaluation to the analysis sheet's ``recorder`` if one is attached."""
         denoised = args["denoised"]
         expected, self.pending = self.pending, None
-        if expected is None:
+        if expected is None and self.recorder is None:
             return denoised
+        scale = args.get("cond_scale", self.cond_scale)
+        if args.get("uncond") is None or scale is None or math.isclose(float(scale), 1.0):
+            return denoised  # the uncond was not evaluated this step (skip early, NGMS, CFG 1): wait
+        out, negative, corrected = denoised, None, []
+        if expected is not None:
+            out, negative, corrected = self._apply(expected, args, float(scale))
+        if self.recorder is not None:
+            self.recorder(args, negative, corrected, lambda cond: self.evaluate(args, cond))
+        return out
+
+    def _apply(self, expected: Expected, args: dict, scale: float) -> tuple[torch.Tensor, torch.Tensor | None, list]:
+        """(the guided result, the real negative's x0 for every row or None, the rows given the negative's share)."""
+        denoised = args["denoised"]
         try:
-            scale = args.get("cond_scale", self.cond_scale)
-            if args.get("uncond") is None or scale is None or math.isclose(float(scale), 1.0):
-                return denoised  # the uncond was not evaluated this step (skip early, NGMS, CFG 1): wait
             conds = _compile(self.host, expected.negative, args["uncond"])
             prompt = None
             if self.joint and self.host.family == FORGE2 and _repeated_together(args.get("cond"), conds):
@@ -112,8 +132,8 @@ class Seam:
                 switched = expected.detector.decide(expected.step, rows, cosine)
             corrected = sorted(set(switched) | set(expected.carried))
             if not corrected:
-                return denoised
-            weight = float(scale) * _edit_strength(args.get("cond"))
+                return denoised, negative, []
+            weight = scale * _edit_strength(args.get("cond"))
             out = denoised.clone()
             for i in corrected:
                 out[i] = denoised[i] + (1.0 - weight) * (negative[i].to(denoised.dtype) - uncond[i])
@@ -121,10 +141,18 @@ class Seam:
                     out[i] += weight * (prompt[i].to(denoised.dtype) - args["cond_denoised"][i])
             if switched:
                 expected.switched()
-            return out
+            return out, negative, corrected
         except Exception as exc:  # never break a generation
             expected.failed(exc)
-            return denoised
+            return denoised, None, []
+
+    def evaluate(self, args: dict, cond: Cond) -> torch.Tensor:
+        """x0 of ``cond`` (A1111 form, one row per image) at this evaluation, in one extra call over the batch's rows;
+        on Neo's joint engines beside the prompt where Neo would batch them so (see the class doc)."""
+        conds = _compile(self.host, cond, args["uncond"])
+        if self.joint and self.host.family == FORGE2 and _repeated_together(args.get("cond"), conds):
+            return _evaluate_beside_prompt(args, conds)[1]
+        return _evaluate(self.host, args, conds)
 
 
 def _edit_strength(cond: Any) -> float:

@@ -204,7 +204,8 @@ def before_sampling(p: Any) -> None:
     analysis sheet, which reads its marks against the delay's reference schedule when there is one."""
     _prepare_delay(p)
     state: GenerationState | None = getattr(p, STATE_ATTR, None)
-    sheet.before_sampling(p, getattr(state, "reference", None))
+    live = state is not None and state.prepared and not state.failed  # else its seam is an earlier pass's
+    sheet.before_sampling(p, getattr(state, "reference", None), state.seam if live else None)
 
 
 def _prepare_delay(p: Any) -> None:

@@ -1,19 +1,25 @@
-"""The analysis sheet in the WebUI (AUTOMATIC1111): recording during sampling, drawing after the generation.
+"""The analysis sheet in the WebUI: recording during sampling, drawing after the generation.
 
 Opt-in per generation (the panel's "Show when the negative prompt acts", the 8th API argument); not in the infotext.
 At the first denoiser evaluation of every step of every pass, for every image:
 
 - ``before_model`` (from ``on_cfg_denoiser``, after the delay chose each image's negative for the step) notes the
   real negative and which images use it;
-- ``after_model`` (from ``on_cfg_denoised``) takes the model's output for the uncond row the image used, and gets the
-  other one (the empty prompt where the image used the negative, the negative where it used the empty prompt) from
-  one extra model call of those rows, or from auto mode's own measurement of the step where there is one. The
-  WebUI's rows are not touched, so the image is the one the same settings give with the analysis off;
-- ``after_cfg`` (from ``on_cfg_after_cfg``) keeps the guided result's x0, the picture the step predicts.
+- AUTOMATIC1111: ``after_model`` (from ``on_cfg_denoised``) takes the model's output for the uncond row the image
+  used, and gets the other one (the empty prompt where the image used the negative, the negative where it used the
+  empty prompt) from one extra model call of those rows, or from auto mode's own measurement of the step where there
+  is one;
+- the forks (no ``on_cfg_denoised``): ``after_post_cfg`` does the same in their post-CFG function
+  (``forge_auto.Seam``, the delay's own when auto mode installed one), on their x0 predictions; the extra call there
+  covers the batch's rows;
+- ``after_cfg`` (from ``on_cfg_after_cfg``, after an inpainting mask's blend) keeps the guided result's x0, the
+  picture the step predicts.
 
+The WebUI's rows are never touched, so the image is the one the same settings give with the analysis off.
 ``finish`` (from ``Script.postprocess``) decodes the shown steps with the live-preview method of Settings, draws one
 sheet per image (``analysis.render``), appends the sheets to the gallery after the images, and saves them with the
-grids when Settings ask for it. Forks and a selected script (X/Y/Z plot, prompt matrix…) get no sheet, with one line.
+grids when Settings ask for it. A selected script (X/Y/Z plot, prompt matrix…) and models auto-detect does not run on
+get no sheet, with one line.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from lib_negative_delay.conditioning import mix_rows, mixable, rows_of, take_row
 from lib_negative_delay.detector import threshold_for
 from lib_negative_delay.schedule import EvalPattern, pattern_for_sampler, step_of_evaluation
 from lib_negative_delay.settings import Delay, OnceLog, parse_enabled
-from lib_negative_delay.webui import empty_cond, host, levels, options, probe
+from lib_negative_delay.webui import architecture, empty_cond, forge_auto, host, levels, options, probe
 
 SHEET_ATTR = "negative_prompt_delay_sheet"
 OVERRIDE_ANALYSIS = "negative_prompt_delay_analysis"
@@ -51,6 +57,9 @@ class SheetState:
     pattern: Any = None  # schedule.EvalPattern of the sampler that owns ``pattern_owner`` (a denoiser)
     pattern_owner: Any = None
     failed: bool = False
+    fork: bool = False  # recorded from the fork's post-CFG function (``after_post_cfg``)
+    chunks: bool = True  # the empty prompt may repeat its 75-token chunk to the negative's length (architecture)
+    distilled: Any = None  # the pass's distilled CFG scale the forks encode a negative with (None in A1111)
 
 
 def start(p: Any, value: object, sensitivity: float, log: OnceLog) -> SheetState | None:
@@ -61,22 +70,24 @@ def start(p: Any, value: object, sensitivity: float, log: OnceLog) -> SheetState
     asked = parse_enabled(value, "analysis", log) if value not in (None, "") else False
     if not asked:
         return None
-    running = host.detect()
-    if running.is_fork:
-        log.warning(f"the analysis sheet is not available in {running.name} yet; no sheet for this generation")
-        return None
     script_args = getattr(p, "script_args", None) or ()
     if script_args and isinstance(script_args[0], int) and script_args[0] > 0:
         log.info("no analysis sheet while a script (X/Y/Z plot, prompt matrix, ...) runs the generation")
         return None
-    state = SheetState(threshold=threshold_for(sensitivity), log=log)
+    running = host.detect()
+    arch = architecture.of(getattr(p, "sd_model", None), running)
+    if arch.refusal or not arch.auto:
+        log.warning(f"the analysis sheet is not available for {arch.name} models in {running.name}; no sheet")
+        return None
+    state = SheetState(threshold=threshold_for(sensitivity), log=log, fork=running.is_fork, chunks=arch.token_chunks)
     setattr(p, SHEET_ATTR, state)
     return state
 
 
-def before_sampling(p: Any, reference: Any = None) -> None:
+def before_sampling(p: Any, reference: Any = None, seam: forge_auto.Seam | None = None) -> None:
     """A new sampling pass (first pass, hires pass, every batch of a batch count). ``reference``: the delay's
-    reference schedule of the first pass when it has one (read here otherwise)."""
+    reference schedule of the first pass when it has one (read here otherwise); ``seam``: the delay's post-CFG seam
+    of this pass in a fork, if it installed one (the sheet installs its own otherwise)."""
     state: SheetState | None = getattr(p, SHEET_ATTR, None)
     if state is None or state.failed:
         return
@@ -84,16 +95,20 @@ def before_sampling(p: Any, reference: Any = None) -> None:
 
     hires = bool(getattr(p, "is_hr_pass", False))
     batch = max(int(getattr(p, "batch_size", 1) or 1), 1)
+    running = host.detect()
+    if state.fork and not _attach(state, p, running, seam):
+        return
     try:
         if state.reference is None:
             state.reference = reference or levels.first_pass_reference(
                 p, getattr(p, "sampler", None), shared.sd_model, hires
             )
-        timesteps = levels.is_timestep_sampler(getattr(p, "sampler", None))
+        timesteps = running.sigma_is_timestep and levels.is_timestep_sampler(getattr(p, "sampler", None))
         state.scale = levels.timestep_scale(shared.sd_model) if timesteps else None
     except Exception as exc:
         state.reference = None
         state.log.warning(f"analysis sheet: cannot read the noise schedule ({exc}); no 10/20/30 % marks")
+    state.distilled = getattr(p, "hr_distilled_cfg" if hires else "distilled_cfg_scale", None)
     steps = _pass_steps(p, hires)
     if hires:
         title = f"hires pass, {steps} steps"
@@ -106,6 +121,20 @@ def before_sampling(p: Any, reference: Any = None) -> None:
     state.last_step = -1
     state.empty = None
     state.size = (int(p.hr_upscale_to_x), int(p.hr_upscale_to_y)) if hires else (int(p.width), int(p.height))
+
+
+def _attach(state: SheetState, p: Any, running: host.Host, seam: forge_auto.Seam | None) -> bool:
+    """In a fork: record from this pass's post-CFG seam (the delay's, or one of the sheet's own); False (one line, no
+    sheet) when the fork has no post-CFG hook to attach to."""
+    try:
+        if seam is None:
+            seam = forge_auto.install(p, running, joint=not state.chunks)
+        seam.recorder = after_post_cfg
+        return True
+    except Exception as exc:
+        state.failed = True
+        state.log.warning(f"the analysis sheet needs {running.name}'s post-CFG hook, which is not available ({exc})")
+        return False
 
 
 def _pass_steps(p: Any, hires: bool) -> int:
@@ -130,6 +159,7 @@ class _Pending:
     measured: dict = field(default_factory=dict)  # image -> auto mode's output of the negative at this step
     x_img: torch.Tensor | None = None  # the images' latents and levels at this evaluation (set once recorded)
     sigma: torch.Tensor | None = None
+    recorded: bool = False  # the step's columns are in; ``after_cfg`` adds their x0
 
 
 _PENDING: list[_Pending] = []
@@ -189,14 +219,10 @@ def after_model(x_out: torch.Tensor) -> None:
     try:
         _record(pending, x_out)
     except Exception as exc:
-        state.failed = True
-        _PENDING.clear()
-        state.log.error(f"analysis sheet failed ({exc}); the images are not affected", exc_info=True)
+        _fail(state, exc)
 
 
 def _record(pending: _Pending, x_out: torch.Tensor) -> None:
-    from modules import shared
-
     state, params = pending.state, pending.params
     batch = len(pending.uses)
     total = int(params.x.shape[0])
@@ -221,19 +247,8 @@ def _record(pending: _Pending, x_out: torch.Tensor) -> None:
     missing = [i for i in range(batch) if empty_out[i] is None or neg_out[i] is None]
     if missing:
         want_negative = [neg_out[i] is None for i in missing]
-        negative = take_rows(pending.negative, missing)
-        model = shared.sd_model
-        if state.empty is None or state.empty[0] != empty_cond.identity(model):  # the refiner took over mid-pass
-            state.empty = (empty_cond.identity(model), *empty_cond.encode_empty(model, *state.size))
-        _, key, empty = state.empty
-        empty = empty_cond.fitted.get(key, empty, negative, True)
-        if all(want_negative):
-            cond = negative
-        elif not any(want_negative):
-            cond = empty
-        elif mixable(empty, negative):
-            cond = mix_rows(empty, negative, want_negative)
-        else:
+        cond = _conditioning(state, take_rows(pending.negative, missing), want_negative)
+        if cond is None:
             raise ValueError("the empty prompt and the negative have different shapes")
         out = probe.evaluate(params, cond, [uncond_rows[i] for i in missing])
         for k, i in enumerate(missing):
@@ -246,6 +261,31 @@ def _record(pending: _Pending, x_out: torch.Tensor) -> None:
     pos = to_x0(x_img, x_out[first], sigma)
     empty_x0 = to_x0(x_img, torch.stack(empty_out), sigma)
     neg_x0 = to_x0(x_img, torch.stack(neg_out), sigma)
+    _add_columns(pending, pos, empty_x0, neg_x0, used_negative)
+    pending.x_img, pending.sigma = x_img, sigma  # for after_cfg
+
+
+def _conditioning(state: SheetState, negative: Any, want_negative: list[bool]) -> Any:
+    """Per row, the real negative (``negative``'s row) where ``want_negative``, else the empty prompt; None when the
+    two cannot share one batch (their token lengths differ: Forge Neo's flow engines)."""
+    if all(want_negative):
+        return negative
+    from modules import shared
+
+    model = shared.sd_model
+    if state.empty is None or state.empty[0] != empty_cond.identity(model):  # the refiner took over mid-pass
+        encoded = empty_cond.encode_empty(model, *state.size, distilled=state.distilled)
+        state.empty = (empty_cond.identity(model), *encoded)
+    _, key, empty = state.empty
+    empty = empty_cond.fitted.get(key, empty, negative, state.chunks)
+    if not any(want_negative):
+        return empty
+    return mix_rows(empty, negative, want_negative) if mixable(empty, negative) else None
+
+
+def _add_columns(pending: _Pending, pos: Any, empty_x0: Any, neg_x0: Any, used_negative: list[bool]) -> None:
+    """The step's column for every image, from the x0 predictions of the prompt, the empty prompt and the negative."""
+    state = pending.state
     cosines, change = analysis.measure(pos, empty_x0, neg_x0)
     reference_step = state.reference.equivalent_step(pending.level) if state.reference is not None else None
     for i, record in enumerate(state.current):
@@ -258,22 +298,75 @@ def _record(pending: _Pending, x_out: torch.Tensor) -> None:
                 change=change[i].detach().float().cpu(),
             )
         )
-    pending.x_img, pending.sigma = x_img, sigma  # for after_cfg
+    pending.recorded = True
+
+
+def after_post_cfg(args: dict, negative: torch.Tensor | None, corrected: list, evaluate: Any) -> None:
+    """The forks: record the step in their post-CFG function (``forge_auto.Seam.recorder``), from the x0 predictions
+    it gets. ``negative``: the real negative's x0 for every row where the seam evaluated it (auto mode), ``corrected``:
+    the rows the seam gave the negative's share (their batch row held the empty prompt), ``evaluate(cond)``: x0 of a
+    conditioning (A1111 form, a row per image) in one extra call over the batch's rows."""
+    if not _PENDING or _PENDING[-1].recorded:
+        return
+    pending = _PENDING[-1]
+    dims = getattr(args.get("cond_denoised"), "ndim", 4)
+    if dims != 4:  # a video (Wan's frames): nothing to draw as a column of pictures
+        pending.state.failed = True
+        _PENDING.clear()
+        pending.state.log.warning(f"no analysis sheet for video latents ({dims} dimensions): the sheet draws images")
+        return
+    try:
+        _record_fork(pending, args, negative, set(corrected), evaluate)
+    except Exception as exc:
+        _fail(pending.state, exc)
+
+
+def _record_fork(pending: _Pending, args: dict, negative: Any, corrected: set, evaluate: Any) -> None:
+    batch = len(pending.uses)
+    pos, uncond = args["cond_denoised"], args["uncond_denoised"]
+    if pos.shape[0] != batch or uncond.shape[0] != batch or rows_of(pending.negative) != batch:
+        raise ValueError(f"unexpected batch layout ({pos.shape[0]} rows for {batch} images)")
+    # the uncond row of the batch is the real negative where the image uses it, unless the seam carries it (module doc)
+    in_batch = [used and i not in corrected for i, used in enumerate(pending.uses)]
+    empty_x0 = [None if held else uncond[i] for i, held in enumerate(in_batch)]
+    neg_x0 = [uncond[i] if held else None if negative is None else negative[i] for i, held in enumerate(in_batch)]
+    missing = [i for i in range(batch) if empty_x0[i] is None or neg_x0[i] is None]
+    kinds = sorted({neg_x0[i] is None for i in missing})  # True: the negative is missing
+    plans = [[kind] * batch for kind in kinds]
+    if len(kinds) == 2:
+        mixed = [neg_x0[i] is None for i in range(batch)]
+        if _conditioning(pending.state, pending.negative, mixed) is not None:
+            plans = [mixed]
+    for plan in plans:
+        out = evaluate(_conditioning(pending.state, pending.negative, plan))
+        for i in missing:
+            if plan[i] and neg_x0[i] is None:
+                neg_x0[i] = out[i]
+            elif not plan[i] and empty_x0[i] is None:
+                empty_x0[i] = out[i]
+    used_negative = [used or i in corrected for i, used in enumerate(pending.uses)]
+    _add_columns(pending, pos, torch.stack(empty_x0).to(pos.dtype), torch.stack(neg_x0).to(pos.dtype), used_negative)
+
+
+def _fail(state: SheetState, exc: Exception) -> None:
+    state.failed = True
+    _PENDING.clear()
+    state.log.error(f"analysis sheet failed ({exc}); the images are not affected", exc_info=True)
 
 
 def after_cfg(params: Any) -> None:
-    """``on_cfg_after_cfg``: the guided result of the recorded evaluation, as x0."""
-    if not _PENDING or _PENDING[-1].x_img is None:
+    """``on_cfg_after_cfg``: the guided result of the recorded evaluation, as x0 (the forks hand it as x0 already)."""
+    if not _PENDING or not _PENDING[-1].recorded:
         return
     pending = _PENDING.pop()
-    state = pending.state
     try:
-        x0 = pending.params.denoiser.get_pred_x0(pending.x_img, params.x, pending.sigma)
-        for i, record in enumerate(state.current):
+        x0 = params.x
+        if pending.x_img is not None:
+            x0 = pending.params.denoiser.get_pred_x0(pending.x_img, params.x, pending.sigma)
+        for i, record in enumerate(pending.state.current):
             record.columns[-1].x0 = x0[i].detach().float().cpu()
     except Exception as exc:
-        state.failed = True
-        state.log.error(f"analysis sheet failed ({exc}); the images are not affected", exc_info=True)
+        _fail(pending.state, exc)
 
 
 def _marks(state: SheetState, record: analysis.PassRecord) -> dict[str, int]:
@@ -302,6 +395,8 @@ def finish(p: Any, processed: Any) -> None:
     except Exception as exc:
         state.log.error(f"analysis sheet failed ({exc}); the images are not affected", exc_info=True)
         return
+    if not sheets:
+        state.log.info("no analysis sheet: no step of this generation evaluated the negative prompt (CFG scale 1?)")
     texts = getattr(processed, "infotexts", None)
     first = int(getattr(processed, "index_of_first_image", 0) or 0)  # 1 when the WebUI put its grid in front
     with_texts = []
@@ -331,8 +426,6 @@ def _caption(number: int, records: list[analysis.PassRecord]) -> str:
 
 
 def _draw(state: SheetState, p: Any) -> list[tuple[Any, tuple[int, str]]]:
-    from modules import sd_samplers_common
-
     sheets = []
     batch_size = max(int(getattr(p, "batch_size", 1) or 1), 1)
     iterations = sorted({it for it, _ in state.records})
@@ -347,9 +440,7 @@ def _draw(state: SheetState, p: Any) -> list[tuple[Any, tuple[int, str]]]:
                 record = records[i]
                 record.marks = _marks(state, record)
                 shown = [c for c in analysis.pick_columns(record.columns, record.switch_step()) if c.x0 is not None]
-                with torch.no_grad():
-                    decoded = sd_samplers_common.samples_to_images_tensor(torch.stack([c.x0 for c in shown]))
-                pictures = {c.step: _picture(decoded[k]) for k, c in enumerate(shown)}
+                pictures = {c.step: _picture(_decode(c.x0)) for c in shown}
                 prompts = getattr(p, "all_prompts", None) or [getattr(p, "prompt", "")]
                 prompt = str(prompts[min(number - 1, len(prompts) - 1)])
                 sections.append(analysis.render(record, pictures, state.threshold, f"Image {number}: {prompt:.60}"))
@@ -357,6 +448,16 @@ def _draw(state: SheetState, p: Any) -> list[tuple[Any, tuple[int, str]]]:
             if sections:
                 sheets.append((analysis.stack(sections), (number, _caption(number, shown_records))))
     return sheets
+
+
+def _decode(x0: torch.Tensor) -> torch.Tensor:
+    """One latent as a [3, H, W] picture in [-1, 1], with the live-preview method of Settings. One at a time: Forge
+    Classic's default method (RGB) decodes only the first latent it is given. On the WebUI's device: A1111's full VAE
+    does not move its input there."""
+    from modules import devices, sd_samplers_common
+
+    with torch.no_grad():
+        return sd_samplers_common.samples_to_images_tensor(x0[None].to(devices.device))[0]
 
 
 def _picture(image: torch.Tensor) -> Any:

@@ -20,7 +20,8 @@ options are not modelled); reForge has ``p.dynamic_clip_skip_sets`` / ``p.dynami
 dynamic Clip skip is not modelled). UniPC: in Forge and reForge a timestep sampler whose timesteps become real
 sigmas; Classic and Neo run it as a k-diffusion sampler - modelled as the same timestep solver with the same
 conversion, so the callback sees real sigmas and one evaluation per step, but the levels are the timestep grid's,
-not the pass's k-diffusion schedule.
+not the pass's k-diffusion schedule. Live previews: Classic's and Neo's default method pictures only the first
+latent of a batch (``preview_first_latent_only``).
 """
 
 from __future__ import annotations
@@ -93,6 +94,11 @@ class Host:
     reads_x_sigma_back: bool
     hires_cfg_field: str
     rule: Any
+    preview_first_latent_only: bool = False
+    """the live-preview decode (``samples_to_images_tensor`` without an approximation) gives a picture of the first
+    latent only with the fork's default method "RGB": Classic's ``sd_vae_rgb`` and Neo's ``cheap_approximation`` (also
+    what Neo uses for "Full") take ``x0[0]`` (C ``modules/sd_vae_rgb.py``, N ``modules/sd_vae_approx.py:84-93``; seen in
+    running Classic ``c813972d`` and Neo ``283cb2c4``, 2026-12-06). Forge's and reForge's take the whole batch."""
 
     def skips_uncond(self, denoiser, sigma, s_min_uncond) -> bool:
         """Whether skip-early CFG or NGMS drops the uncond of this evaluation."""
@@ -143,9 +149,9 @@ HOSTS = {
     host.name: host
     for host in (
         _host("forge", "2.0.1v1.10.1", 2, "forge", _forge_rule),
-        _host("neo", "neo", 2, "forge", _forge_rule),
-        _host("classic", "classic", 1, "classic", _classic_rule),
-        _host("classic-1.8", "classic", 1, "classic", _classic_18_rule),
+        _host("neo", "neo", 2, "forge", _forge_rule, preview_first_latent_only=True),
+        _host("classic", "classic", 1, "classic", _classic_rule, preview_first_latent_only=True),
+        _host("classic-1.8", "classic", 1, "classic", _classic_18_rule, preview_first_latent_only=True),
         _host("reforge", "1.0.0v2-v1.10.1RC", 1, "reforge", _reforge_rule),
     )
 }

@@ -11,6 +11,7 @@ collection of sampler keyword arguments (eta, sigma churn/tmin/tmax/noise) with 
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -53,7 +54,12 @@ approximation_indexes = {"Full": 0, "Approx NN": 1, "Approx cheap": 2, "TAESD": 
 
 
 def samples_to_images_tensor(sample: torch.Tensor, approximation: int | None = None, model=None) -> torch.Tensor:
-    """Latents to images in [-1, 1] (only the full VAE decode exists here)."""
+    """Latents to images in [-1, 1] (only the full VAE decode exists here). Under a fork flavour whose live-preview
+    method pictures the first latent only (Classic's and Neo's "RGB"), the live-preview call (no ``approximation``) does
+    so."""
+    flavour = getattr(sys.modules.get("fork_flavour"), "active", lambda: None)()
+    if approximation is None and getattr(flavour, "preview_first_latent_only", False):
+        sample = sample[:1]
     vae_owner = shared.sd_model if model is None else model
     with devices.without_autocast():
         return vae_owner.decode_first_stage(sample)
