@@ -118,12 +118,7 @@ class Seam:
         """(the guided result, the real negative's x0 for every row or None, the rows given the negative's share)."""
         denoised = args["denoised"]
         try:
-            conds = _compile(self.host, expected.negative, args["uncond"])
-            prompt = None
-            if self.joint and self.host.family == FORGE2 and _repeated_together(args.get("cond"), conds):
-                prompt, negative = _evaluate_beside_prompt(args, conds)
-            else:
-                negative = _evaluate(self.host, args, conds)
+            prompt, negative = self._evaluate_with_prompt(args, expected.negative)
             rows = expected.images
             uncond = args["uncond_denoised"]
             switched = []
@@ -149,10 +144,14 @@ class Seam:
     def evaluate(self, args: dict, cond: Cond) -> torch.Tensor:
         """x0 of ``cond`` (A1111 form, one row per image) at this evaluation, in one extra call over the batch's rows;
         on Neo's joint engines beside the prompt where Neo would batch them so (see the class doc)."""
+        return self._evaluate_with_prompt(args, cond)[1]
+
+    def _evaluate_with_prompt(self, args: dict, cond: Cond) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """(the prompt's x0 evaluated beside ``cond``, or None where it need not be; ``cond``'s x0)."""
         conds = _compile(self.host, cond, args["uncond"])
         if self.joint and self.host.family == FORGE2 and _repeated_together(args.get("cond"), conds):
-            return _evaluate_beside_prompt(args, conds)[1]
-        return _evaluate(self.host, args, conds)
+            return _evaluate_beside_prompt(args, conds)
+        return None, _evaluate(self.host, args, conds)
 
 
 def _edit_strength(cond: Any) -> float:

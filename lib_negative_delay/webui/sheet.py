@@ -332,13 +332,15 @@ def _record_fork(pending: _Pending, args: dict, negative: Any, corrected: set, e
     neg_x0 = [uncond[i] if held else None if negative is None else negative[i] for i, held in enumerate(in_batch)]
     missing = [i for i in range(batch) if empty_x0[i] is None or neg_x0[i] is None]
     kinds = sorted({neg_x0[i] is None for i in missing})  # True: the negative is missing
-    plans = [[kind] * batch for kind in kinds]
-    if len(kinds) == 2:
-        mixed = [neg_x0[i] is None for i in range(batch)]
-        if _conditioning(pending.state, pending.negative, mixed) is not None:
-            plans = [mixed]
-    for plan in plans:
-        out = evaluate(_conditioning(pending.state, pending.negative, plan))
+    state, real = pending.state, pending.negative
+    mixed = [neg_x0[i] is None for i in range(batch)]
+    cond = _conditioning(state, real, mixed) if len(kinds) == 2 else None
+    if cond is not None:  # both kinds are missing and can share a batch: one call
+        plans = [(mixed, cond)]
+    else:
+        plans = [([kind] * batch, _conditioning(state, real, [kind] * batch)) for kind in kinds]
+    for plan, cond in plans:
+        out = evaluate(cond)
         for i in missing:
             if plan[i] and neg_x0[i] is None:
                 neg_x0[i] = out[i]
@@ -393,7 +395,7 @@ def finish(p: Any, processed: Any) -> None:
     try:
         sheets = _draw(state, p)
     except Exception as exc:
-        state.log.error(f"analysis sheet failed ({exc}); the images are not affected", exc_info=True)
+        _fail(state, exc)
         return
     if not sheets:
         state.log.info("no analysis sheet: no step of this generation evaluated the negative prompt (CFG scale 1?)")
